@@ -1,0 +1,153 @@
+// The segment writer: the only code that writes a segment (layout.hpp has the protocol).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "yuxi/config/detail/segment_view.hpp"
+#include "yuxi/config/layout.hpp"
+
+namespace yuxi::config::agent {
+
+// One change of a batch. A batch is applied as one revision.
+struct Change {
+    Namespace ns = Namespace::config;
+    std::string key;
+    std::optional<std::string> value;  // JSON text; nothing means delete
+    std::string category;
+};
+
+struct WriterOptions {
+    std::string name = "yuxi-config";
+    std::uint64_t max_value_bytes = 64ULL << 20;  // larger values are refused
+    std::uint64_t min_arena_bytes = 8ULL << 20;   // sparse on tmpfs: costs only what is used
+    std::uint64_t min_slots = 1024;
+};
+
+// A change the writer refused; the rest of its batch was applied.
+struct Rejected {
+    std::string key;
+    std::string reason;
+};
+
+struct ApplyResult {
+    std::uint64_t applied = 0;  // entries written
+    std::vector<Rejected> rejected;
+    bool compacted = false;  // the batch went into a new, compacted segment
+};
+
+// Another agent holds the segment, or the segment cannot be created.
+class WriterError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+class SegmentWriter {
+public:
+    // Takes the writer lock of `options.name` (a second writer gets WriterError naming
+    // the holder), publishes `initial` at `revision` in a fresh segment, renames it over
+    // the name and retires any segment that was there, so its readers remap. Changes the
+    // limits refuse are left out and listed in `rejected`.
+    [[nodiscard]] static SegmentWriter create(const WriterOptions& options,
+                                              std::span<const Change> initial,
+                                              std::uint64_t revision,
+                                              std::vector<Rejected>* rejected = nullptr);
+
+    // The revision of the valid segment currently under `name`, or 0.
+    static std::uint64_t existing_revision(const std::string& name) noexcept;
+
+    SegmentWriter(SegmentWriter&& other) noexcept;
+    SegmentWriter& operator=(SegmentWriter&& other) noexcept;
+    SegmentWriter(const SegmentWriter&) = delete;
+    SegmentWriter& operator=(const SegmentWriter&) = delete;
+    ~SegmentWriter();
+
+    // Publishes `batch` as `revision` (greater than the current one). Later changes of
+    // a key in the batch win. Costs what changed, unless the arena or the index is full:
+    // then the segment is compacted into a new one (see layout.hpp). Wakes no one: call
+    // notify() once the batch is out, so that waiting readers see it.
+    ApplyResult apply(std::span<const Change> batch, std::uint64_t revision,
+                      std::uint64_t commit_ns = 0);
+
+    // Wakes readers sleeping in wait_for_change (a futex wake: one system call).
+    void notify() noexcept;
+
+    void heartbeat() noexcept;
+    void set_source_state(SourceState state) noexcept;
+
+    std::uint64_t revision() const noexcept { return revision_; }
+    std::uint64_t live_entries() const noexcept { return live_entries_; }
+    std::uint64_t segment_bytes() const noexcept { return size_; }
+    std::uint64_t arena_used() const noexcept;
+    std::uint64_t arena_size() const noexcept;
+    std::uint64_t compactions() const noexcept { return compactions_; }
+    const std::string& name() const noexcept { return options_.name; }
+
+    // The current value of a key (a view into the segment, valid until the next apply).
+    std::optional<std::string_view> get(Namespace ns, std::string_view key) const noexcept;
+
+    // Calls fn(const detail::EntryRef&) for every live entry.
+    template <class Fn>
+    void for_each(Fn&& fn) const {
+        for (std::uint64_t i = 0, n = view_.slot_count(); i < n; ++i) {
+            const auto r = view_.slot_entry(i);
+            if (r.status == detail::SegmentView::Status::found && !r.entry.tombstone()) {
+                fn(r.entry);
+            }
+        }
+    }
+
+private:
+    SegmentWriter() = default;
+
+    struct Pending {
+        std::uint64_t hash;
+        std::uint64_t offset;  // of the new entry
+        std::uint64_t pos;     // its slot position, or ~0 for a key new to the index
+        Namespace ns;
+        std::string_view key;
+    };
+    // What compaction restores if it fails before the rename.
+    struct Saved {
+        unsigned char* base;
+        std::uint64_t size;
+        detail::SegmentView view;
+        std::uint64_t revision, live_entries, live_bytes, used_slots, prefaulted;
+    };
+
+    std::string map_new(std::uint64_t keys, std::uint64_t bytes);
+    void release() noexcept;
+    bool is_live(std::uint64_t offset) const noexcept;
+    std::uint64_t append(Namespace ns, std::string_view key, std::string_view category,
+                         std::optional<std::string_view> value, std::uint64_t revision,
+                         std::uint64_t prev);
+    void publish(std::span<const Pending> pending, std::uint64_t revision, std::uint64_t commit_ns);
+    void build_index(std::span<const Pending> pending, std::uint64_t revision,
+                     std::uint64_t commit_ns);
+    void compact(std::span<const Change* const> batch, std::uint64_t revision,
+                 std::uint64_t commit_ns);
+    void prefault(std::uint64_t end) noexcept;
+    Saved save() const noexcept;
+    void restore(const Saved& s) noexcept;
+
+    WriterOptions options_;
+    int lock_fd_ = -1;
+    unsigned char* base_ = nullptr;
+    std::uint64_t size_ = 0;
+    detail::SegmentView view_;
+    std::uint64_t revision_ = 0;
+    std::uint64_t live_entries_ = 0;
+    std::uint64_t live_bytes_ = 0;  // arena bytes of the newest live entries
+    std::uint64_t used_slots_ = 0;
+    std::uint64_t prefaulted_ = 0;  // arena offset up to which pages are populated
+    std::uint64_t compactions_ = 0;
+    std::uint64_t writer_start_ns_ = 0;
+    SourceState source_state_ = SourceState::starting;
+};
+
+}  // namespace yuxi::config::agent
