@@ -174,14 +174,30 @@ struct OldSegment {
     }
 };
 
+// The segment being replaced also has this name from just before the rename until it is
+// retired. Its readers look only at its `retired` flag, so if the writer dies in between,
+// this name is how the next writer finds the segment to retire them from it.
+std::string retiring_path(const std::string& name) {
+    return shm_path(name + ".tmp.retiring");
+}
+
 void remove_stale_temporaries(const std::string& name) {
     DIR* dir = ::opendir(std::string(detail::kShmDir).c_str());
     if (dir == nullptr) {
         return;
     }
+    struct stat live {};
+    const bool have_live = ::stat(shm_path(name).c_str(), &live) == 0;
     const std::string prefix = name + ".tmp.";
     while (const dirent* d = ::readdir(dir)) {
         if (std::string_view(d->d_name).starts_with(prefix)) {
+            // A replaced segment left behind by a dead writer (see retiring_path); the
+            // segment still live under the name is retired later, once replaced.
+            struct stat st {};
+            if (::stat(shm_path(d->d_name).c_str(), &st) == 0 &&
+                !(have_live && st.st_dev == live.st_dev && st.st_ino == live.st_ino)) {
+                OldSegment::open(d->d_name).retire();
+            }
             ::unlink(shm_path(d->d_name).c_str());
         }
     }
@@ -364,7 +380,8 @@ std::uint64_t SegmentWriter::append(Namespace ns, std::string_view key,
                                     std::uint64_t revision, std::uint64_t prev) {
     auto& header = *reinterpret_cast<layout::SegmentHeader*>(base_);
     const std::uint64_t offset = header.arena_offset + load_relaxed(header.arena_used);
-    const std::string_view v = value.value_or(std::string_view());
+    // Not a null view for a tombstone: memcpy from a null pointer is undefined, even of 0 bytes.
+    const std::string_view v = value.value_or(std::string_view(""));
     const std::uint64_t bytes = layout::entry_size(key.size(), category.size(), v.size());
     prefault(offset + bytes);
     auto* e = reinterpret_cast<layout::EntryHeader*>(base_ + offset);
@@ -526,6 +543,8 @@ void SegmentWriter::compact(std::span<const Change* const> batch, std::uint64_t 
             }
         }
         build_index(pending, revision, commit_ns);
+        ::unlink(retiring_path(options_.name).c_str());
+        (void)::link(shm_path(options_.name).c_str(), retiring_path(options_.name).c_str());
         if (::rename(path.c_str(), shm_path(options_.name).c_str()) != 0) {
             throw WriterError("cannot rename " + path + " over the live segment: " +
                               errno_text());
@@ -533,6 +552,7 @@ void SegmentWriter::compact(std::span<const Change* const> batch, std::uint64_t 
     } catch (...) {
         ::munmap(base_, size_);
         ::unlink(path.c_str());
+        ::unlink(retiring_path(options_.name).c_str());
         restore(saved);
         throw;
     }
@@ -542,6 +562,7 @@ void SegmentWriter::compact(std::span<const Change* const> batch, std::uint64_t 
     } else {
         old.retire();
     }
+    ::unlink(retiring_path(options_.name).c_str());
 }
 
 // Creates and maps an empty segment, sized for `keys` entries of `bytes`, under a

@@ -59,7 +59,7 @@ enum class SourceState : std::uint32_t {
 
 namespace layout {
 
-inline constexpr std::uint64_t kMagic = 0x31474643495855ULL;  // "YUXICFG1", little endian
+inline constexpr std::uint64_t kMagic = 0x3147464349585559ULL;  // "YUXICFG1", little endian
 // Increment whenever the layout changes, in any way. A client refuses other versions.
 inline constexpr std::uint32_t kVersion = 1;
 inline constexpr std::size_t kCacheLine = 64;

@@ -1,0 +1,436 @@
+// Command-line flags and environment variables of yuxi-config-agent.
+#include "options.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <limits>
+#include <map>
+
+#include "yuxi/config/detail/mapping.hpp"
+#include "yuxi/config/layout.hpp"
+
+#ifndef YUXI_CONFIG_VERSION
+#define YUXI_CONFIG_VERSION "unknown"
+#endif
+
+namespace yuxi::config::agent {
+namespace {
+
+enum class Arity {
+    single,  // takes a value; given twice, the last wins
+    repeat,  // takes a value, may be given many times; the variable is comma-separated
+    none,    // takes no value
+};
+
+struct FlagSpec {
+    std::string_view flag;  // without the leading "--"
+    std::string_view env;   // empty: no variable
+    Arity arity;
+};
+
+constexpr std::array<FlagSpec, 9> kFlags = {{
+    {"mode", "CONFIG_MODE", Arity::single},
+    {"config-file", "YUXI_CONFIG_FILE", Arity::repeat},
+    {"metadata", "YUXI_METADATA", Arity::repeat},
+    {"segment", "YUXI_CONFIG_SEGMENT", Arity::single},
+    {"http", "YUXI_CONFIG_HTTP", Arity::single},
+    {"max-value-bytes", "YUXI_CONFIG_MAX_VALUE_BYTES", Arity::single},
+    {"log-level", "LOG_LEVEL", Arity::single},
+    {"help", "", Arity::none},
+    {"version", "", Arity::none},
+}};
+
+const FlagSpec* find_flag(std::string_view name) {
+    for (const FlagSpec& f : kFlags) {
+        if (f.flag == name) {
+            return &f;
+        }
+    }
+    return nullptr;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())) != 0) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())) != 0) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+std::vector<std::string> split_commas(std::string_view s) {
+    std::vector<std::string> out;
+    for (;;) {
+        const auto comma = s.find(',');
+        const std::string_view item = trim(s.substr(0, comma));
+        if (!item.empty()) {
+            out.emplace_back(item);
+        }
+        if (comma == std::string_view::npos) {
+            return out;
+        }
+        s.remove_prefix(comma + 1);
+    }
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+// Where a setting came from, for error messages: "--http" or "YUXI_CONFIG_HTTP".
+struct Setting {
+    std::vector<std::string> values;  // empty: not set by either
+    std::string origin;
+};
+
+Setting resolve(const FlagSpec& spec,
+                const std::map<std::string_view, std::vector<std::string>>& flags,
+                const EnvLookup& env) {
+    Setting s;
+    if (const auto it = flags.find(spec.flag); it != flags.end()) {
+        s.values = it->second;
+        s.origin = "--" + std::string(spec.flag);
+        if (spec.arity == Arity::single) {
+            s.values = {s.values.back()};
+        }
+        return s;
+    }
+    if (spec.env.empty()) {
+        return s;
+    }
+    if (const auto v = env(spec.env)) {
+        s.origin = std::string(spec.env);
+        if (spec.arity == Arity::repeat) {
+            s.values = split_commas(*v);
+            if (s.values.empty()) {
+                throw OptionsError(s.origin + ": no value in '" + *v + "'");
+            }
+        } else {
+            s.values = {std::string(trim(*v))};
+        }
+    }
+    return s;
+}
+
+// Runs `parse` on a setting's value, prefixing its error with where the value came from.
+template <class Fn>
+auto parse_setting(const Setting& s, std::string_view value, Fn&& parse) {
+    try {
+        return parse(value);
+    } catch (const OptionsError& e) {
+        throw OptionsError(s.origin + ": " + e.what());
+    }
+}
+
+bool valid_host_name(std::string_view host) {
+    if (host.empty() || host.size() > 253) {
+        return false;
+    }
+    return std::all_of(host.begin(), host.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.';
+    });
+}
+
+}  // namespace
+
+std::optional<std::string> process_env(std::string_view name) {
+    const char* v = std::getenv(std::string(name).c_str());
+    if (v == nullptr || *v == '\0') {
+        return std::nullopt;
+    }
+    return std::string(v);
+}
+
+MetadataFile parse_metadata(std::string_view text) {
+    const auto eq = text.find('=');
+    if (eq == std::string_view::npos) {
+        throw OptionsError("'" + std::string(text) + "' is not NAME=PATH");
+    }
+    MetadataFile m{std::string(trim(text.substr(0, eq))), std::string(trim(text.substr(eq + 1)))};
+    if (m.name.empty()) {
+        throw OptionsError("'" + std::string(text) + "' has an empty NAME");
+    }
+    if (m.name.size() > layout::kMaxKeyLen) {
+        throw OptionsError("NAME in '" + std::string(text) + "' is longer than " +
+                           std::to_string(layout::kMaxKeyLen) + " bytes");
+    }
+    if (m.path.empty()) {
+        throw OptionsError("'" + std::string(text) + "' has an empty PATH");
+    }
+    return m;
+}
+
+ListenAddress parse_listen_address(std::string_view text) {
+    const std::string quoted = "'" + std::string(text) + "'";
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+        throw OptionsError(quoted + " is not HOST:PORT");
+    }
+    std::string_view host = text.substr(0, colon);
+    const std::string_view port_text = text.substr(colon + 1);
+    ListenAddress a;
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+        in6_addr addr{};
+        if (::inet_pton(AF_INET6, std::string(host).c_str(), &addr) != 1) {
+            throw OptionsError(quoted + ": '" + std::string(host) + "' is not an IPv6 address");
+        }
+    } else if (host.find(':') != std::string_view::npos) {
+        throw OptionsError(quoted + ": write an IPv6 address in brackets, as [::1]:9464");
+    } else if (!valid_host_name(host)) {
+        throw OptionsError(quoted + ": '" + std::string(host) +
+                           "' is not an IPv4 address or a host name");
+    }
+    a.host = std::string(host);
+    unsigned port = 0;
+    const auto [end, ec] =
+        std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
+        port > 65535) {
+        throw OptionsError(quoted + ": the port must be a number from 0 to 65535");
+    }
+    a.port = static_cast<std::uint16_t>(port);
+    return a;
+}
+
+std::uint64_t parse_byte_size(std::string_view text) {
+    const std::string quoted = "'" + std::string(text) + "'";
+    text = trim(text);
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || end == text.data()) {
+        throw OptionsError(quoted + " is not a size in bytes (e.g. 67108864, 64MiB)");
+    }
+    const std::string suffix = lower(trim(std::string_view(end, text.data() + text.size() - end)));
+    unsigned shift = 0;
+    if (suffix.empty() || suffix == "b") {
+        shift = 0;
+    } else if (suffix == "k" || suffix == "kib") {
+        shift = 10;
+    } else if (suffix == "m" || suffix == "mib") {
+        shift = 20;
+    } else if (suffix == "g" || suffix == "gib") {
+        shift = 30;
+    } else {
+        throw OptionsError(quoted + ": unknown unit '" + suffix + "' (use K, KiB, M, MiB, G, GiB)");
+    }
+    if (n > (std::numeric_limits<std::uint64_t>::max() >> shift)) {
+        throw OptionsError(quoted + " is too large");
+    }
+    return n << shift;
+}
+
+LogLevel parse_log_level(std::string_view text) {
+    const std::string l = lower(trim(text));
+    if (l == "trace") {
+        return LogLevel::trace;
+    }
+    if (l == "debug") {
+        return LogLevel::debug;
+    }
+    if (l == "info") {
+        return LogLevel::info;
+    }
+    if (l == "warn" || l == "warning") {
+        return LogLevel::warn;
+    }
+    if (l == "error" || l == "err") {
+        return LogLevel::error;
+    }
+    if (l == "critical") {
+        return LogLevel::critical;
+    }
+    if (l == "off") {
+        return LogLevel::off;
+    }
+    throw OptionsError("'" + std::string(text) +
+                       "' is not a log level (trace, debug, info, warn, error, critical, off)");
+}
+
+std::string_view to_string(Mode mode) noexcept {
+    switch (mode) {
+        case Mode::file:
+            return "file";
+        case Mode::database:
+            return "database";
+    }
+    return "?";
+}
+
+std::string_view to_string(LogLevel level) noexcept {
+    switch (level) {
+        case LogLevel::trace:
+            return "trace";
+        case LogLevel::debug:
+            return "debug";
+        case LogLevel::info:
+            return "info";
+        case LogLevel::warn:
+            return "warn";
+        case LogLevel::error:
+            return "error";
+        case LogLevel::critical:
+            return "critical";
+        case LogLevel::off:
+            return "off";
+    }
+    return "?";
+}
+
+Options parse_options(std::span<const std::string_view> args, const EnvLookup& env) {
+    std::map<std::string_view, std::vector<std::string>> flags;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string_view arg = args[i];
+        if (arg == "-h") {
+            flags["help"].emplace_back();
+            continue;
+        }
+        if (!arg.starts_with("--") || arg.size() == 2) {
+            throw OptionsError("unexpected argument '" + std::string(arg) +
+                               "' (the agent takes only --flags)");
+        }
+        std::string_view name = arg.substr(2);
+        std::optional<std::string_view> value;
+        if (const auto eq = name.find('='); eq != std::string_view::npos) {
+            value = name.substr(eq + 1);
+            name = name.substr(0, eq);
+        }
+        const FlagSpec* spec = find_flag(name);
+        if (spec == nullptr) {
+            throw OptionsError("unknown flag '--" + std::string(name) + "'");
+        }
+        if (spec->arity == Arity::none) {
+            if (value) {
+                throw OptionsError("--" + std::string(name) + " takes no value");
+            }
+            flags[spec->flag].emplace_back();
+            continue;
+        }
+        if (!value) {
+            if (i + 1 >= args.size()) {
+                throw OptionsError("--" + std::string(name) + " needs a value");
+            }
+            value = args[++i];
+        }
+        if (trim(*value).empty()) {
+            throw OptionsError("--" + std::string(name) + " needs a non-empty value");
+        }
+        flags[spec->flag].emplace_back(*value);
+    }
+
+    Options o;
+    o.help = flags.contains("help");
+    o.version = flags.contains("version");
+
+    const Setting mode = resolve(*find_flag("mode"), flags, env);
+    if (!mode.values.empty()) {
+        const std::string m = lower(mode.values[0]);
+        if (m == "file") {
+            o.mode = Mode::file;
+        } else if (m == "database") {
+            o.mode = Mode::database;
+        } else {
+            throw OptionsError(mode.origin + ": '" + mode.values[0] +
+                               "' is not a mode (file or database)");
+        }
+    }
+
+    const Setting files = resolve(*find_flag("config-file"), flags, env);
+    o.config_files = files.values.empty()
+                         ? std::vector<std::string>{std::string(kDefaultConfigFile)}
+                         : files.values;
+
+    Setting metadata = resolve(*find_flag("metadata"), flags, env);
+    if (metadata.values.empty()) {
+        metadata.values = {std::string(kDefaultMetadata)};
+        metadata.origin = "default";
+    }
+    for (const std::string& m : metadata.values) {
+        MetadataFile f = parse_setting(metadata, m, parse_metadata);
+        const bool duplicate = std::any_of(o.metadata.begin(), o.metadata.end(),
+                                           [&](const MetadataFile& x) { return x.name == f.name; });
+        if (duplicate) {
+            throw OptionsError(metadata.origin + ": metadata name '" + f.name + "' given twice");
+        }
+        o.metadata.push_back(std::move(f));
+    }
+
+    const Setting segment = resolve(*find_flag("segment"), flags, env);
+    o.segment = segment.values.empty() ? std::string(kDefaultSegment) : segment.values[0];
+    try {
+        detail::check_name(o.segment);
+    } catch (const SegmentError& e) {
+        throw OptionsError((segment.origin.empty() ? "--segment" : segment.origin) + ": " +
+                           e.what());
+    }
+
+    const Setting http = resolve(*find_flag("http"), flags, env);
+    o.http = parse_setting(http, http.values.empty() ? kDefaultHttp : http.values[0],
+                           parse_listen_address);
+
+    const Setting max_value = resolve(*find_flag("max-value-bytes"), flags, env);
+    if (!max_value.values.empty()) {
+        o.max_value_bytes = parse_setting(max_value, max_value.values[0], parse_byte_size);
+        if (o.max_value_bytes == 0 || o.max_value_bytes > layout::kMaxValueLen) {
+            throw OptionsError(max_value.origin + ": must be from 1 byte to " +
+                               std::to_string(layout::kMaxValueLen >> 20) + " MiB");
+        }
+    }
+
+    const Setting level = resolve(*find_flag("log-level"), flags, env);
+    if (!level.values.empty()) {
+        o.log_level = parse_setting(level, level.values[0], parse_log_level);
+    }
+    return o;
+}
+
+std::string usage(std::string_view program) {
+    std::string u = "Usage: " + std::string(program) + " [--flag value | --flag=value]...\n";
+    u += R"(
+Keeps configuration and knowledge-base metadata in a shared-memory segment that
+API processes read through the yuxi-config client. Every flag has an environment
+variable; a flag wins over its variable. See docs/configuration.md.
+
+  --mode MODE               CONFIG_MODE: file or database. Only file mode is in
+                            this build. Default: file
+  --config-file PATH        YUXI_CONFIG_FILE (comma-separated): TOML file, may be
+                            repeated; later files override earlier ones key by key
+                            and tables merge. Default: saves/config/base.toml
+  --metadata NAME=PATH      YUXI_METADATA (comma-separated): JSON document published
+                            as metadata entry NAME, may be repeated. Default:
+                            global_metadata=saves/knowledge_base_data/global_metadata.json
+  --segment NAME            YUXI_CONFIG_SEGMENT: shared-memory segment name
+                            (/dev/shm/NAME). Default: yuxi-config
+  --http HOST:PORT          YUXI_CONFIG_HTTP: address for probes and metrics. It is
+                            validated, but the HTTP server comes in a later release:
+                            nothing listens yet. Default: 127.0.0.1:9464
+  --max-value-bytes SIZE    YUXI_CONFIG_MAX_VALUE_BYTES: largest value published
+                            (bytes, or with K/M/G/KiB/MiB/GiB); larger values are
+                            refused and logged. Default: 64MiB
+  --log-level LEVEL         LOG_LEVEL: trace, debug, info, warn, error, critical,
+                            off. Default: info
+  --help                    Print this text and exit.
+  --version                 Print the version and exit.
+
+Signals: SIGTERM or SIGINT stop the agent cleanly (exit 0; the segment stays
+readable); SIGHUP reloads every file.
+Exit status: 0 clean stop, 1 runtime failure (e.g. another agent holds the
+segment), 2 bad flags or settings.
+)";
+    return u;
+}
+
+std::string version_text() {
+    return std::string("yuxi-config-agent ") + YUXI_CONFIG_VERSION;
+}
+
+}  // namespace yuxi::config::agent

@@ -1,0 +1,93 @@
+// The agent's settings: command-line flags and environment variables (DESIGN.md §7).
+//
+// Every setting has a flag and an environment variable (12-factor); a flag wins over its
+// variable. For the repeatable flags (--config-file, --metadata) any occurrence of the
+// flag replaces the whole list the variable gives, so the result never mixes the two.
+// Flags take their value as `--flag value` or `--flag=value`. docs/configuration.md
+// describes each setting.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace yuxi::config::agent {
+
+enum class Mode {
+    file,      // TOML and JSON files, watched with inotify
+    database,  // PostgreSQL (and Redis); not in this build yet
+};
+
+enum class LogLevel { trace, debug, info, warn, error, critical, off };
+
+// One --metadata NAME=PATH: the whole JSON document at `path` becomes metadata entry `name`.
+struct MetadataFile {
+    std::string name;
+    std::string path;
+    bool operator==(const MetadataFile&) const = default;
+};
+
+// A host and port to listen on: an IPv4 address, a host name, or a bracketed IPv6 address.
+struct ListenAddress {
+    std::string host;
+    std::uint16_t port = 0;
+    bool operator==(const ListenAddress&) const = default;
+};
+
+inline constexpr std::uint64_t kDefaultMaxValueBytes = 64ULL << 20;
+inline constexpr std::string_view kDefaultConfigFile = "saves/config/base.toml";
+inline constexpr std::string_view kDefaultMetadata =
+    "global_metadata=saves/knowledge_base_data/global_metadata.json";
+inline constexpr std::string_view kDefaultSegment = "yuxi-config";
+inline constexpr std::string_view kDefaultHttp = "127.0.0.1:9464";
+
+struct Options {
+    Mode mode = Mode::file;
+    std::vector<std::string> config_files;  // in order: later files override earlier ones
+    std::vector<MetadataFile> metadata;
+    std::string segment;
+    ListenAddress http;
+    std::uint64_t max_value_bytes = kDefaultMaxValueBytes;
+    LogLevel log_level = LogLevel::info;
+    bool help = false;     // --help: print usage, exit 0
+    bool version = false;  // --version: print the version, exit 0
+};
+
+// A flag or variable the agent cannot use. The message names it and says what is wrong.
+class OptionsError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+// Looks an environment variable up; nothing if unset. Tests pass their own.
+using EnvLookup = std::function<std::optional<std::string>(std::string_view)>;
+
+// The process environment, treating an empty variable as unset.
+std::optional<std::string> process_env(std::string_view name);
+
+// Parses `args` (without the program name) over the environment. Throws OptionsError.
+[[nodiscard]] Options parse_options(std::span<const std::string_view> args,
+                                    const EnvLookup& env = process_env);
+
+// Pieces of parse_options, public for the tests.
+[[nodiscard]] MetadataFile parse_metadata(std::string_view text);
+[[nodiscard]] ListenAddress parse_listen_address(std::string_view text);
+// Bytes, with an optional suffix: K, KiB, M, MiB, G, GiB (all powers of 1024).
+[[nodiscard]] std::uint64_t parse_byte_size(std::string_view text);
+[[nodiscard]] LogLevel parse_log_level(std::string_view text);
+
+std::string_view to_string(Mode mode) noexcept;
+std::string_view to_string(LogLevel level) noexcept;
+
+// The --help text.
+std::string usage(std::string_view program);
+
+// The --version text.
+std::string version_text();
+
+}  // namespace yuxi::config::agent

@@ -1,0 +1,27 @@
+# Latency of one read (median ns, error bars: standard deviation across repetitions),
+# all 10,000 keys vs a hot set of 64. Called by report.sh:
+#   gnuplot -e "datafile='...'; outfile='...'" read_latency.gp
+if (!exists("datafile")) datafile = 'read_latency.dat'
+if (!exists("outfile")) outfile = 'read_latency.png'
+
+set terminal pngcairo size 1200,620 font "DejaVu Sans,11" noenhanced
+set output outfile
+set title "yuxi-config read latency, one thread (median of repetitions; lower is better)"
+set ylabel "ns per read"
+set datafile missing "?"
+set style data histogram
+set style histogram errorbars gap 1.5 lw 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set xtics rotate by -25 scale 0 nomirror
+set ytics nomirror
+set grid ytics lc rgb "#dddddd"
+set key top left
+set yrange [0:*]
+set offsets 0, 0, graph 0.08, 0
+set bmargin 9
+set rmargin 10
+
+plot datafile using 2:3:xtic(1) title "all 10,000 keys (random order)" lc rgb "#3b75af", \
+     '' using 4:5 title "hot set of 64 keys" lc rgb "#ef8636", \
+     '' using 0:($2):(sprintf("%.0f", $2)) with labels offset char -1.6,0.7 font ",9" notitle

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs the benchmarks of issue 2 and writes their report.
+#
+#   bench/report.sh BUILD_DIR OUT_DIR [REPETITIONS]
+#
+# BUILD_DIR holds bin/read_bench and bin/writer_bench (a Release build, e.g.
+#   cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release \
+#         -DCMAKE_CXX_FLAGS="-O2 -march=x86-64-v2"
+#   cmake --build build/release --target read_bench writer_bench).
+# OUT_DIR receives read_bench.json, writer_bench.json (Google Benchmark JSON, aggregates
+# of REPETITIONS repetitions, default 7, randomly interleaved), results.md (the tables,
+# the ratios against std::unordered_map and the targets) and read_latency.png (gnuplot).
+#
+# Environment: BENCH_MIN_TIME (seconds per repetition, default 0.2), BENCH_FILTER (a
+# --benchmark_filter for read_bench), and read_bench's own YUXI_BENCH_NO_PIN and
+# YUXI_BENCH_WRITE_RATE.
+set -euo pipefail
+
+if [[ $# -lt 2 ]]; then
+    echo "usage: $0 BUILD_DIR OUT_DIR [REPETITIONS]" >&2
+    exit 2
+fi
+build=$(cd "$1" && pwd)
+mkdir -p "$2"
+out=$(cd "$2" && pwd)
+reps=${3:-7}
+min_time=${BENCH_MIN_TIME:-0.2}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+python=/usr/bin/python3
+[[ -x $python ]] || python=python3
+
+for exe in read_bench writer_bench; do
+    if [[ ! -x $build/bin/$exe ]]; then
+        echo "$0: $build/bin/$exe not found; build the '$exe' target first" >&2
+        exit 1
+    fi
+done
+
+common=(--benchmark_format=json --benchmark_repetitions="$reps"
+        --benchmark_report_aggregates_only=true --benchmark_enable_random_interleaving=true)
+
+echo "read_bench: $reps repetitions of ${min_time}s each, interleaved ..." >&2
+"$build/bin/read_bench" "${common[@]}" --benchmark_min_time="$min_time" \
+    ${BENCH_FILTER:+--benchmark_filter="$BENCH_FILTER"} >"$out/read_bench.json"
+
+echo "writer_bench: $reps repetitions ..." >&2
+"$build/bin/writer_bench" "${common[@]}" >"$out/writer_bench.json"
+
+"$python" "$here/report.py" "$out/read_bench.json" "$out/writer_bench.json" \
+    --markdown "$out/results.md" --plot-data "$out/read_latency.dat"
+
+gnuplot -e "datafile='$out/read_latency.dat'; outfile='$out/read_latency.png'" \
+    "$here/read_latency.gp"
+
+echo "wrote $out/results.md and $out/read_latency.png" >&2

@@ -1,0 +1,237 @@
+// Writer benchmarks (issue 2): the cost of publishing ONE change (SegmentWriter::apply of a
+// 1-entry batch that rewrites an existing key) with 100 and with 1,000,000 entries loaded,
+// the notify() futex wake, and a compaction, timed alone, with its amortized share.
+//
+// Target (DESIGN.md §5 req. 5): <= 300 ns per change at 1,000,000 entries, no work
+// proportional to the set. The arena is made large (sparse on tmpfs) so that no compaction
+// happens in the timed loop; the `compactions` counter proves it. The 1 MiB pre-faulting
+// madvise that apply() issues every ~6,000 changes is part of the timed cost (amortized).
+//
+// Data: 20-byte keys, 100-byte values. Each change rewrites an existing key drawn uniformly
+// at random from all the loaded keys (so at 1M entries its slots and its previous entry are
+// cold, as they would be), while the Change object itself is hot, as a change just parsed
+// from the source would be: a ring of 16 Change objects whose key digits are rewritten in
+// place before each apply. BM_KeyRewrite times that rewrite alone (it is included in the
+// apply times; subtract it for the cost of apply itself).
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "segment_writer.hpp"
+#include "yuxi/config/detail/hash.hpp"
+#include "yuxi/config/detail/mapping.hpp"
+
+namespace {
+
+using yuxi::config::Namespace;
+namespace agent = yuxi::config::agent;
+namespace detail = yuxi::config::detail;
+namespace layout = yuxi::config::layout;
+
+constexpr std::size_t kValueBytes = 100;
+constexpr std::int64_t kApplyIterations = 200000;  // per repetition; see arena sizing below
+
+std::string make_key(std::size_t i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "svc.cfg.key.%08zu", i);
+    return buf;
+}
+
+std::string make_value(std::uint64_t seed) {
+    std::string v(kValueBytes, 'x');
+    v.front() = '"';
+    v.back() = '"';
+    std::uint64_t x = seed * 0x9e3779b97f4a7c15ULL + 1;
+    for (std::size_t i = 1; i + 1 < kValueBytes; ++i) {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        v[i] = static_cast<char>('a' + (x * 0x2545f4914f6cdd1dULL >> 59));
+    }
+    return v;
+}
+
+// Writes the 8 decimal digits of `i` at `out`.
+void write_digits(char* out, std::uint64_t i) noexcept {
+    static constexpr char kPairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    for (int p = 3; p >= 0; --p) {
+        const std::uint64_t two = i % 100;
+        i /= 100;
+        out[2 * p] = kPairs[2 * two];
+        out[2 * p + 1] = kPairs[2 * two + 1];
+    }
+}
+
+struct Loaded {
+    std::string name;
+    std::optional<agent::SegmentWriter> writer;
+    std::vector<agent::Change> ring;  // hot Change objects, keys rewritten in place
+    std::size_t next = 0;
+    std::size_t entries = 0;
+    std::uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+    ~Loaded() {
+        writer.reset();
+        ::unlink(detail::segment_path(name).c_str());
+        ::unlink(detail::lock_path(name).c_str());
+    }
+
+    // The next change: a hot Change object set to a uniformly random existing key.
+    const agent::Change& next_change() noexcept {
+        agent::Change& c = ring[next];
+        next = (next + 1) % ring.size();
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        const auto k = static_cast<std::uint64_t>(
+            (static_cast<detail::uint128>(rng) * entries) >> 64);  // uniform in [0, entries)
+        write_digits(c.key.data() + 12, k);
+        return c;
+    }
+
+    void apply_one() {
+        const agent::Change& c = next_change();
+        (void)writer->apply(std::span<const agent::Change>(&c, 1), writer->revision() + 1);
+    }
+};
+
+// A writer holding `n` entries, built once per (n, arena) and kept for all repetitions.
+Loaded& loaded(std::size_t n, std::uint64_t min_arena_bytes, const char* tag) {
+    static std::map<std::string, std::unique_ptr<Loaded>> cache;
+    const std::string id = std::string(tag) + "-" + std::to_string(n);
+    auto& slot = cache[id];
+    if (slot) {
+        return *slot;
+    }
+    slot = std::make_unique<Loaded>();
+    Loaded& l = *slot;
+    l.name = "yuxi-bench-writer-" + id + "-" + std::to_string(::getpid());
+    l.entries = n;
+    agent::WriterOptions options;
+    options.name = l.name;
+    options.min_arena_bytes = min_arena_bytes;
+    {
+        std::vector<agent::Change> initial;
+        initial.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            initial.push_back({Namespace::config, make_key(i), make_value(i), ""});
+        }
+        l.writer.emplace(agent::SegmentWriter::create(options, initial, 1));
+    }
+    for (std::size_t i = 0; i < 16; ++i) {
+        l.ring.push_back({Namespace::config, make_key(0), make_value(n + i), ""});
+    }
+    return l;
+}
+
+// Sparse on tmpfs: only the pages written cost memory. 1.5 GiB leaves room for
+// ~7 million 176-byte changes past the 1M entries, so no repetition compacts.
+constexpr std::uint64_t kBigArena = 1536ULL << 20;
+
+void BM_Apply(benchmark::State& state) {
+    Loaded& l = loaded(static_cast<std::size_t>(state.range(0)), kBigArena, "apply");
+    agent::SegmentWriter& w = *l.writer;
+    const std::uint64_t compactions0 = w.compactions();
+    for (auto _ : state) {
+        const agent::Change& c = l.next_change();
+        auto r = w.apply(std::span<const agent::Change>(&c, 1), w.revision() + 1);
+        benchmark::DoNotOptimize(r);
+    }
+    state.SetItemsProcessed(state.iterations());
+    state.counters["entries"] = static_cast<double>(w.live_entries());
+    state.counters["compactions"] = static_cast<double>(w.compactions() - compactions0);
+    state.counters["arena_used_MiB"] = static_cast<double>(w.arena_used()) / (1 << 20);
+}
+
+// apply() + notify(), as the agent publishes a batch.
+void BM_ApplyNotify(benchmark::State& state) {
+    Loaded& l = loaded(static_cast<std::size_t>(state.range(0)), kBigArena, "apply");
+    agent::SegmentWriter& w = *l.writer;
+    const std::uint64_t compactions0 = w.compactions();
+    for (auto _ : state) {
+        const agent::Change& c = l.next_change();
+        auto r = w.apply(std::span<const agent::Change>(&c, 1), w.revision() + 1);
+        w.notify();
+        benchmark::DoNotOptimize(r);
+    }
+    state.SetItemsProcessed(state.iterations());
+    state.counters["compactions"] = static_cast<double>(w.compactions() - compactions0);
+}
+
+// The key rewrite of next_change() alone: the harness's share of BM_Apply.
+void BM_KeyRewrite(benchmark::State& state) {
+    Loaded& l = loaded(static_cast<std::size_t>(state.range(0)), kBigArena, "apply");
+    for (auto _ : state) {
+        const agent::Change& c = l.next_change();
+        benchmark::DoNotOptimize(c.key.data());
+        benchmark::ClobberMemory();
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
+// The futex wake alone, with no reader waiting (the common case).
+void BM_Notify(benchmark::State& state) {
+    Loaded& l = loaded(static_cast<std::size_t>(state.range(0)), kBigArena, "apply");
+    agent::SegmentWriter& w = *l.writer;
+    for (auto _ : state) {
+        w.notify();
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
+// One compaction, timed alone: the apply() that finds the arena full (default sizing:
+// twice the live bytes plus max_value_bytes / 4). Untimed applies fill the arena first.
+// `changes_between` is how many 1-change applies fit between two compactions, so
+// `amortized_ns` = compaction time / changes_between is its share of each change.
+void BM_Compaction(benchmark::State& state) {
+    Loaded& l = loaded(static_cast<std::size_t>(state.range(0)), 0, "compact");
+    agent::SegmentWriter& w = *l.writer;
+    const std::uint64_t entry = layout::entry_size(20, 0, kValueBytes);
+    double changes_between = 0;
+    double total_s = 0;
+    for (auto _ : state) {
+        const std::uint64_t before = w.compactions();
+        std::uint64_t fills = 0;
+        while (w.arena_used() + entry <= w.arena_size()) {
+            l.apply_one();
+            ++fills;
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        l.apply_one();
+        const auto t1 = std::chrono::steady_clock::now();
+        if (w.compactions() != before + 1) {
+            state.SkipWithError("the timed apply did not compact");
+            break;
+        }
+        const double s = std::chrono::duration<double>(t1 - t0).count();
+        state.SetIterationTime(s);
+        total_s += s;
+        changes_between = static_cast<double>(fills + 1);
+    }
+    state.counters["changes_between"] = changes_between;
+    const double per = state.iterations() > 0 ? total_s / static_cast<double>(state.iterations()) : 0;
+    state.counters["amortized_ns"] = changes_between > 0 ? per * 1e9 / changes_between : 0;
+}
+
+BENCHMARK(BM_Apply)->Arg(100)->Arg(1000000)->Iterations(kApplyIterations);
+BENCHMARK(BM_ApplyNotify)->Arg(100)->Arg(1000000)->Iterations(kApplyIterations);
+BENCHMARK(BM_KeyRewrite)->Arg(1000000);
+BENCHMARK(BM_Notify)->Arg(100);
+BENCHMARK(BM_Compaction)->Arg(10000)->Arg(1000000)->Iterations(2)->UseManualTime()->Unit(
+    benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,77 @@
+// yuxi-configctl: inspects the configuration segment. main holds only the dispatch and
+// the mapping of errors to exit statuses (see command_line.hpp).
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "command_line.hpp"
+#include "read_commands.hpp"
+#include "yuxi/config/client.hpp"
+
+#ifndef YUXI_CONFIG_VERSION
+#define YUXI_CONFIG_VERSION "unknown"
+#endif
+
+namespace {
+
+using yuxi::config::cli::Exit;
+
+int code(Exit e) {
+    return static_cast<int>(e);
+}
+
+int run(const std::vector<std::string>& argv) {
+    namespace cli = yuxi::config::cli;
+    const cli::CommandLine cl = cli::parse(argv);
+    if (cli::is_write_command(cl.command)) {
+        std::cerr << "yuxi-configctl: '" << cl.command
+                  << "' writes PostgreSQL and needs database mode, which comes in a later "
+                     "release; this build reads the segment only (get, list, dump, watch, "
+                     "status, health)\n";
+        return code(Exit::usage);
+    }
+    if (cl.has("--version")) {
+        std::cout << "yuxi-configctl " << YUXI_CONFIG_VERSION << '\n';
+        return code(Exit::ok);
+    }
+    if (cl.command == "help" || cl.command.empty() || cl.has("--help")) {
+        const std::string topic =
+            cl.command == "help" ? (cl.args.empty() ? "" : cl.args[0]) : cl.command;
+        if (topic.empty()) {
+            (cl.command.empty() && !cl.has("--help") ? std::cerr : std::cout)
+                << cli::general_help();
+            return code(cl.command.empty() && !cl.has("--help") ? Exit::usage : Exit::ok);
+        }
+        const cli::CommandSpec* spec = cli::find_command(topic);
+        if (spec == nullptr) {
+            throw cli::UsageError("no command '" + topic + "'");
+        }
+        std::cout << cli::command_help(*spec);
+        return code(Exit::ok);
+    }
+    const auto client = yuxi::config::Client::open(cl.value("--segment").value_or(""));
+    const Exit e = cli::run_read_command(client, cl, std::cout, std::cerr);
+    std::cout.flush();
+    if (!std::cout) {
+        std::cerr << "yuxi-configctl: cannot write the output\n";
+        return code(Exit::usage);
+    }
+    return code(e);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::ios::sync_with_stdio(false);
+    try {
+        return run(std::vector<std::string>(argv + 1, argv + argc));
+    } catch (const yuxi::config::cli::UsageError& e) {
+        std::cerr << "yuxi-configctl: " << e.what() << '\n';
+    } catch (const yuxi::config::SegmentError& e) {
+        std::cerr << "yuxi-configctl: " << e.what() << '\n';
+    } catch (const std::exception& e) {
+        std::cerr << "yuxi-configctl: " << e.what() << '\n';
+    }
+    return code(Exit::usage);
+}

@@ -1,0 +1,136 @@
+// Writes the fuzzer's seed corpus: segments made by the real writer in the states a reader
+// meets (empty, fresh, with version chains and deletions, compacted, retired, with the
+// latch half-way through a batch), one file each, into the directory given.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "segment_writer.hpp"
+#include "yuxi/config/detail/mapping.hpp"
+
+namespace yuxi::config {
+namespace {
+
+using agent::Change;
+using agent::SegmentWriter;
+using agent::WriterOptions;
+
+using Bytes = std::vector<char>;
+
+Bytes read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_seed(const std::filesystem::path& dir, const std::string& label, const Bytes& b) {
+    std::ofstream out(dir / ("seed-" + label), std::ios::binary | std::ios::trunc);
+    out.write(b.data(), static_cast<std::streamsize>(b.size()));
+    if (!out) {
+        throw std::runtime_error("cannot write seed " + label);
+    }
+    std::printf("seed-%s: %zu bytes\n", label.c_str(), b.size());
+}
+
+Change set(Namespace ns, std::string key, std::string value, std::string category = "") {
+    return Change{ns, std::move(key), std::move(value), std::move(category)};
+}
+
+Change del(std::string key) {
+    return Change{Namespace::config, std::move(key), std::nullopt, ""};
+}
+
+void make(const std::filesystem::path& dir) {
+    WriterOptions options;
+    options.name = "yuxi-fuzz-corpus-" + std::to_string(::getpid());
+    // The smallest segments the writer makes (12 KiB): the fuzzer mutates them faster.
+    options.min_slots = 16;
+    options.min_arena_bytes = 1;
+    options.max_value_bytes = 256;
+    const std::string path = detail::segment_path(options.name);
+    {
+        auto w = SegmentWriter::create(options, {}, 1);
+        write_seed(dir, "empty", read_file(path));
+    }
+    {
+        std::vector<Change> one = {set(Namespace::config, "top_k", "10")};
+        auto w = SegmentWriter::create(options, one, 1);
+        write_seed(dir, "one", read_file(path));
+    }
+    std::vector<Change> initial = {
+        set(Namespace::config, "embed_model", "\"bge-m3\"", "model"),
+        set(Namespace::config, "top_k", "10"),
+        set(Namespace::config, "k0", "{\"a\":[1,2,3]}"),
+        set(Namespace::config, "k1", "true", "flags"),
+        set(Namespace::metadata, "global_metadata", "{\"databases\":{}}"),
+    };
+    auto w = SegmentWriter::create(options, initial, 1);
+    for (std::uint64_t rev = 2; rev <= 6; ++rev) {
+        std::vector<Change> batch = {set(Namespace::config, "top_k", std::to_string(rev)),
+                                     set(Namespace::config, "k" + std::to_string(rev), "null")};
+        if (rev == 4) {
+            batch.push_back(del("k1"));
+        }
+        if (rev == 5) {
+            batch.push_back(
+                set(Namespace::metadata, "global_metadata", "{\"databases\":{\"a\":1}}"));
+        }
+        (void)w.apply(batch, rev);
+    }
+    if (w.compactions() != 0) {
+        throw std::runtime_error("the chains seed was compacted; enlarge its arena");
+    }
+    Bytes chains = read_file(path);
+    write_seed(dir, "chains", chains);
+
+    // A writer that died inside a batch leaves `seq` odd.
+    std::uint64_t seq = 0;
+    std::memcpy(&seq, chains.data() + offsetof(layout::SegmentHeader, seq), sizeof seq);
+    seq |= 1;
+    std::memcpy(chains.data() + offsetof(layout::SegmentHeader, seq), &seq, sizeof seq);
+    write_seed(dir, "odd-seq", chains);
+
+    // The replaced segment stays readable through an open descriptor, with `retired` set.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    std::uint64_t rev = 7;
+    while (w.compactions() == 0) {
+        std::vector<Change> batch = {set(Namespace::config, "pad" + std::to_string(rev % 3),
+                                         "\"" + std::string(200, 'p') + "\"")};
+        (void)w.apply(batch, rev++);
+    }
+    Bytes retired(static_cast<std::size_t>(::lseek(fd, 0, SEEK_END)));
+    if (::pread(fd, retired.data(), retired.size(), 0) != static_cast<ssize_t>(retired.size())) {
+        throw std::runtime_error("cannot read the retired segment");
+    }
+    ::close(fd);
+    write_seed(dir, "retired", retired);
+    write_seed(dir, "compacted", read_file(path));
+    ::unlink(path.c_str());
+    ::unlink(detail::lock_path(options.name).c_str());
+}
+
+}  // namespace
+}  // namespace yuxi::config
+
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        std::fprintf(stderr, "usage: %s DIR\nwrites seed segments for segment_fuzz into DIR\n",
+                     argv[0]);
+        return 2;
+    }
+    try {
+        std::filesystem::create_directories(argv[1]);
+        yuxi::config::make(argv[1]);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "make_corpus: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,191 @@
+// yuxi-config-agent's flags and environment: defaults, flag over variable, repeatable
+// flags, both value forms, and the errors bad input gets.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "options.hpp"
+
+namespace yuxi::config::agent {
+namespace {
+
+using Env = std::map<std::string, std::string, std::less<>>;
+
+Options parse(std::vector<std::string_view> args, const Env& env = {}) {
+    return parse_options(args, [&env](std::string_view name) -> std::optional<std::string> {
+        const auto it = env.find(name);
+        if (it == env.end()) {
+            return std::nullopt;
+        }
+        return it->second;
+    });
+}
+
+// The message parse() throws, or "" if it does not.
+std::string error_of(std::vector<std::string_view> args, const Env& env = {}) {
+    try {
+        (void)parse(std::move(args), env);
+    } catch (const OptionsError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+TEST(OptionsTest, DefaultsAreYuxiKnowsLayout) {
+    const Options o = parse({});
+    EXPECT_EQ(o.mode, Mode::file);
+    EXPECT_EQ(o.config_files, std::vector<std::string>{"saves/config/base.toml"});
+    ASSERT_EQ(o.metadata.size(), 1u);
+    EXPECT_EQ(o.metadata[0],
+              (MetadataFile{"global_metadata", "saves/knowledge_base_data/global_metadata.json"}));
+    EXPECT_EQ(o.segment, "yuxi-config");
+    EXPECT_EQ(o.http, (ListenAddress{"127.0.0.1", 9464}));
+    EXPECT_EQ(o.max_value_bytes, 64ULL << 20);
+    EXPECT_GE(o.max_value_bytes, 16ULL << 20);
+    EXPECT_EQ(o.log_level, LogLevel::info);
+    EXPECT_FALSE(o.help);
+    EXPECT_FALSE(o.version);
+}
+
+TEST(OptionsTest, EnvironmentSetsEverything) {
+    const Env env = {{"CONFIG_MODE", "database"},
+                     {"YUXI_CONFIG_FILE", "a.toml, b.toml"},
+                     {"YUXI_METADATA", "global_metadata=g.json,milvus=m/metadata_milvus.json"},
+                     {"YUXI_CONFIG_SEGMENT", "seg-env"},
+                     {"YUXI_CONFIG_HTTP", "0.0.0.0:8080"},
+                     {"YUXI_CONFIG_MAX_VALUE_BYTES", "16MiB"},
+                     {"LOG_LEVEL", "DEBUG"}};
+    const Options o = parse({}, env);
+    EXPECT_EQ(o.mode, Mode::database);
+    EXPECT_EQ(o.config_files, (std::vector<std::string>{"a.toml", "b.toml"}));
+    ASSERT_EQ(o.metadata.size(), 2u);
+    EXPECT_EQ(o.metadata[1], (MetadataFile{"milvus", "m/metadata_milvus.json"}));
+    EXPECT_EQ(o.segment, "seg-env");
+    EXPECT_EQ(o.http, (ListenAddress{"0.0.0.0", 8080}));
+    EXPECT_EQ(o.max_value_bytes, 16ULL << 20);
+    EXPECT_EQ(o.log_level, LogLevel::debug);
+}
+
+TEST(OptionsTest, FlagWinsOverEnvironment) {
+    const Env env = {{"CONFIG_MODE", "database"},
+                     {"YUXI_CONFIG_FILE", "env1.toml,env2.toml"},
+                     {"YUXI_METADATA", "env=env.json"},
+                     {"YUXI_CONFIG_SEGMENT", "seg-env"},
+                     {"YUXI_CONFIG_HTTP", "0.0.0.0:8080"},
+                     {"YUXI_CONFIG_MAX_VALUE_BYTES", "1K"},
+                     {"LOG_LEVEL", "error"}};
+    const Options o = parse({"--mode", "file", "--config-file=flag.toml", "--metadata", "f=f.json",
+                             "--segment=seg-flag", "--http", "[::1]:9000", "--max-value-bytes=2M",
+                             "--log-level", "trace"},
+                            env);
+    EXPECT_EQ(o.mode, Mode::file);
+    // A repeatable flag replaces the variable's whole list; the two never mix.
+    EXPECT_EQ(o.config_files, std::vector<std::string>{"flag.toml"});
+    ASSERT_EQ(o.metadata.size(), 1u);
+    EXPECT_EQ(o.metadata[0], (MetadataFile{"f", "f.json"}));
+    EXPECT_EQ(o.segment, "seg-flag");
+    EXPECT_EQ(o.http, (ListenAddress{"::1", 9000}));
+    EXPECT_EQ(o.max_value_bytes, 2ULL << 20);
+    EXPECT_EQ(o.log_level, LogLevel::trace);
+}
+
+TEST(OptionsTest, RepeatableFlagsKeepOrder) {
+    const Options o = parse({"--config-file", "base.toml", "--config-file=custom_providers.toml",
+                             "--metadata=global_metadata=g.json", "--metadata", "milvus=m.json"});
+    EXPECT_EQ(o.config_files, (std::vector<std::string>{"base.toml", "custom_providers.toml"}));
+    ASSERT_EQ(o.metadata.size(), 2u);
+    EXPECT_EQ(o.metadata[0].name, "global_metadata");
+    EXPECT_EQ(o.metadata[1].name, "milvus");
+}
+
+TEST(OptionsTest, SingleFlagGivenTwiceTakesTheLast) {
+    EXPECT_EQ(parse({"--segment", "a", "--segment", "b"}).segment, "b");
+}
+
+TEST(OptionsTest, HelpAndVersion) {
+    EXPECT_TRUE(parse({"--help"}).help);
+    EXPECT_TRUE(parse({"-h"}).help);
+    EXPECT_TRUE(parse({"--version"}).version);
+    const std::string u = usage("yuxi-config-agent");
+    for (const char* needle :
+         {"--mode", "CONFIG_MODE", "--config-file", "YUXI_CONFIG_FILE", "--metadata",
+          "YUXI_METADATA", "--segment", "YUXI_CONFIG_SEGMENT", "--http", "YUXI_CONFIG_HTTP",
+          "--max-value-bytes", "YUXI_CONFIG_MAX_VALUE_BYTES", "--log-level", "LOG_LEVEL",
+          "nothing listens yet"}) {
+        EXPECT_NE(u.find(needle), std::string::npos) << needle;
+    }
+    EXPECT_NE(version_text().find("yuxi-config-agent "), std::string::npos);
+}
+
+TEST(OptionsTest, BadFlagsAreErrorsThatNameThem) {
+    EXPECT_NE(error_of({"--bogus"}).find("unknown flag '--bogus'"), std::string::npos);
+    EXPECT_NE(error_of({"positional"}).find("unexpected argument 'positional'"), std::string::npos);
+    EXPECT_NE(error_of({"--segment"}).find("--segment needs a value"), std::string::npos);
+    EXPECT_NE(error_of({"--segment="}).find("non-empty"), std::string::npos);
+    EXPECT_NE(error_of({"--help=yes"}).find("takes no value"), std::string::npos);
+    EXPECT_NE(error_of({"--mode", "redis"}).find("--mode: 'redis' is not a mode"),
+              std::string::npos);
+    EXPECT_NE(error_of({}, {{"CONFIG_MODE", "redis"}}).find("CONFIG_MODE: 'redis'"),
+              std::string::npos);
+    EXPECT_NE(error_of({"--segment", "a/b"}).find("--segment: invalid segment name"),
+              std::string::npos);
+    EXPECT_NE(error_of({"--log-level=loud"}).find("--log-level: 'loud' is not a log level"),
+              std::string::npos);
+    EXPECT_NE(error_of({}, {{"LOG_LEVEL", "loud"}}).find("LOG_LEVEL: 'loud'"), std::string::npos);
+}
+
+TEST(OptionsTest, MetadataMustBeNameEqualsPath) {
+    EXPECT_EQ(parse_metadata("kb = dir/kb.json"), (MetadataFile{"kb", "dir/kb.json"}));
+    EXPECT_EQ(parse_metadata("a=b=c"), (MetadataFile{"a", "b=c"}));
+    EXPECT_NE(error_of({"--metadata", "nopath"}).find("--metadata: 'nopath' is not NAME=PATH"),
+              std::string::npos);
+    EXPECT_NE(error_of({"--metadata", "=x.json"}).find("empty NAME"), std::string::npos);
+    EXPECT_NE(error_of({"--metadata", "x="}).find("empty PATH"), std::string::npos);
+    EXPECT_NE(error_of({"--metadata", "x=a.json", "--metadata", "x=b.json"})
+                  .find("metadata name 'x' given twice"),
+              std::string::npos);
+    EXPECT_NE(error_of({}, {{"YUXI_METADATA", "bad"}}).find("YUXI_METADATA: 'bad'"),
+              std::string::npos);
+    EXPECT_NE(error_of({}, {{"YUXI_METADATA", " , "}}).find("YUXI_METADATA: no value"),
+              std::string::npos);
+}
+
+TEST(OptionsTest, HttpAddressIsValidated) {
+    EXPECT_EQ(parse_listen_address("localhost:1"), (ListenAddress{"localhost", 1}));
+    EXPECT_EQ(parse_listen_address("[::]:0"), (ListenAddress{"::", 0}));
+    EXPECT_EQ(parse_listen_address("10.0.0.1:65535"), (ListenAddress{"10.0.0.1", 65535}));
+    EXPECT_THROW((void)parse_listen_address("9464"), OptionsError);
+    EXPECT_THROW((void)parse_listen_address(":9464"), OptionsError);
+    EXPECT_THROW((void)parse_listen_address("host:"), OptionsError);
+    EXPECT_THROW((void)parse_listen_address("host:65536"), OptionsError);
+    EXPECT_THROW((void)parse_listen_address("host:12x"), OptionsError);
+    EXPECT_THROW((void)parse_listen_address("::1:9464"), OptionsError);
+    EXPECT_THROW((void)parse_listen_address("[zz]:9464"), OptionsError);
+    EXPECT_THROW((void)parse_listen_address("bad_host!:9464"), OptionsError);
+    EXPECT_NE(error_of({"--http", "nope"}).find("--http: 'nope' is not HOST:PORT"),
+              std::string::npos);
+    EXPECT_NE(error_of({}, {{"YUXI_CONFIG_HTTP", "h:99999"}}).find("YUXI_CONFIG_HTTP:"),
+              std::string::npos);
+}
+
+TEST(OptionsTest, ByteSizes) {
+    EXPECT_EQ(parse_byte_size("67108864"), 64ULL << 20);
+    EXPECT_EQ(parse_byte_size("64MiB"), 64ULL << 20);
+    EXPECT_EQ(parse_byte_size("64m"), 64ULL << 20);
+    EXPECT_EQ(parse_byte_size("16 MiB"), 16ULL << 20);
+    EXPECT_EQ(parse_byte_size("512K"), 512ULL << 10);
+    EXPECT_EQ(parse_byte_size("1GiB"), 1ULL << 30);
+    EXPECT_THROW((void)parse_byte_size("MiB"), OptionsError);
+    EXPECT_THROW((void)parse_byte_size("-1"), OptionsError);
+    EXPECT_THROW((void)parse_byte_size("12TB"), OptionsError);
+    EXPECT_THROW((void)parse_byte_size("99999999999999999999"), OptionsError);
+    EXPECT_THROW((void)parse_byte_size("17179869184G"), OptionsError);
+    EXPECT_NE(error_of({"--max-value-bytes", "0"}).find("must be from 1 byte"), std::string::npos);
+    EXPECT_NE(error_of({"--max-value-bytes", "3GiB"}).find("--max-value-bytes: must be from"),
+              std::string::npos);
+}
+
+}  // namespace
+}  // namespace yuxi::config::agent
