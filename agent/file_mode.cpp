@@ -56,6 +56,8 @@ void FileMode::start() {
     WriterOptions wo;
     wo.name = options_.segment;
     wo.max_value_bytes = options_.max_value_bytes;
+    wo.initial_state =
+        source_.healthy() && plan.refused.empty() ? SourceState::ok : SourceState::stale;
     const std::uint64_t revision = SegmentWriter::existing_revision(options_.segment) + 1;
     std::vector<Rejected> rejected;
     writer_.emplace(SegmentWriter::create(wo, plan.changes, revision, &rejected));

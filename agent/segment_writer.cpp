@@ -248,6 +248,7 @@ SegmentWriter SegmentWriter::create(const WriterOptions& options, std::span<cons
     }
     SegmentWriter w;
     w.options_ = options;
+    w.source_state_ = options.initial_state;
     w.writer_start_ns_ = realtime_ns();
     w.lock_fd_ = take_writer_lock(options.name);
     remove_stale_temporaries(options.name);

@@ -27,6 +27,9 @@ struct WriterOptions {
     std::uint64_t max_value_bytes = 64ULL << 20;  // larger values are refused
     std::uint64_t min_arena_bytes = 8ULL << 20;   // sparse on tmpfs: costs only what is used
     std::uint64_t min_slots = 1024;
+    // The source state the first segment is published with, so that readers never see
+    // a fully loaded segment still marked `starting`.
+    SourceState initial_state = SourceState::starting;
 };
 
 // A change the writer refused; the rest of its batch was applied.

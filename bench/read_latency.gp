@@ -1,4 +1,4 @@
-# Latency of one read (median ns, error bars: standard deviation across repetitions),
+# Latency of one read (best repetition, ns; error bars: standard deviation across repetitions),
 # all 10,000 keys vs a hot set of 64. Called by report.sh:
 #   gnuplot -e "datafile='...'; outfile='...'" read_latency.gp
 if (!exists("datafile")) datafile = 'read_latency.dat'
@@ -6,7 +6,7 @@ if (!exists("outfile")) outfile = 'read_latency.png'
 
 set terminal pngcairo size 1200,620 font "DejaVu Sans,11" noenhanced
 set output outfile
-set title "yuxi-config read latency, one thread (median of repetitions; lower is better)"
+set title "yuxi-config read latency, one thread (best repetition, error bars: std. dev. across repetitions; lower is better)"
 set ylabel "ns per read"
 set datafile missing "?"
 set style data histogram

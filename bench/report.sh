@@ -39,6 +39,22 @@ done
 common=(--benchmark_format=json --benchmark_repetitions="$reps"
         --benchmark_report_aggregates_only=true --benchmark_enable_random_interleaving=true)
 
+# Other work on the machine is the main source of noise: record how busy it was.
+busy() {
+    local psi=""
+    [[ -r /proc/pressure/cpu ]] && psi=$(awk '/^some/ {print $2}' /proc/pressure/cpu)
+    echo "$(date +%T) load $(cut -d' ' -f1-3 /proc/loadavg)${psi:+, CPU pressure $psi}"
+}
+before=$(busy)
+# Sample the CPU pressure (share of time some task waited for a CPU) during the run.
+samples=$out/cpu_pressure.txt
+: >"$samples"
+if [[ -r /proc/pressure/cpu ]]; then
+    ( while sleep 5; do awk -F'[= ]' '/^some/ {print $3}' /proc/pressure/cpu; done ) >>"$samples" &
+    sampler=$!
+    trap 'kill "$sampler" 2>/dev/null || true' EXIT
+fi
+
 echo "read_bench: $reps repetitions of ${min_time}s each, interleaved ..." >&2
 "$build/bin/read_bench" "${common[@]}" --benchmark_min_time="$min_time" \
     ${BENCH_FILTER:+--benchmark_filter="$BENCH_FILTER"} >"$out/read_bench.json"
@@ -46,8 +62,13 @@ echo "read_bench: $reps repetitions of ${min_time}s each, interleaved ..." >&2
 echo "writer_bench: $reps repetitions ..." >&2
 "$build/bin/writer_bench" "${common[@]}" >"$out/writer_bench.json"
 
+after=$(busy)
+[[ -n ${sampler:-} ]] && kill "$sampler" 2>/dev/null || true
+during=$(awk '{s += $1; if ($1 > m) m = $1; n++} END {if (n) printf "CPU pressure during the run: mean %.0f%%, max %.0f%% (%d samples)", s / n, m, n}' "$samples")
+
 "$python" "$here/report.py" "$out/read_bench.json" "$out/writer_bench.json" \
-    --markdown "$out/results.md" --plot-data "$out/read_latency.dat"
+    --markdown "$out/results.md" --plot-data "$out/read_latency.dat" \
+    --note "Machine activity: at start $before; at end $after. ${during:-}"
 
 gnuplot -e "datafile='$out/read_latency.dat'; outfile='$out/read_latency.png'" \
     "$here/read_latency.gp"

@@ -66,11 +66,8 @@ int main(int argc, char** argv) {
     std::ios::sync_with_stdio(false);
     try {
         return run(std::vector<std::string>(argv + 1, argv + argc));
-    } catch (const yuxi::config::cli::UsageError& e) {
-        std::cerr << "yuxi-configctl: " << e.what() << '\n';
-    } catch (const yuxi::config::SegmentError& e) {
-        std::cerr << "yuxi-configctl: " << e.what() << '\n';
     } catch (const std::exception& e) {
+        // UsageError and SegmentError: their messages say what to change.
         std::cerr << "yuxi-configctl: " << e.what() << '\n';
     }
     return code(Exit::usage);

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <optional>

@@ -378,7 +378,8 @@ TEST_F(TortureTest, ReadersNeverSeeTornOrMixedState) {
     for (const pid_t pid : children) {
         int status = 0;
         ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-        EXPECT_TRUE(WIFEXITED(status)) << "reader process died, status " << status;
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            << "reader process " << pid << " failed, status " << status;
     }
     stop = true;
     writer.join();

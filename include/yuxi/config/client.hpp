@@ -196,7 +196,7 @@ struct ClientState {
     std::atomic<std::uint64_t> generation{0};
     std::mutex mu;
     std::shared_ptr<const Mapping> current;  // guarded by mu
-    std::uint64_t next_remap_ns = 0;         // guarded by mu; rate-limits failed remaps
+    std::atomic<std::uint64_t> next_remap_ns{0};  // rate-limits failed remaps
 };
 
 inline std::uint64_t next_client_id() noexcept {
@@ -416,7 +416,9 @@ private:
         }
         if (slot.map->view().retired()) {
             remap();
-            refresh(slot);
+            if (slot.generation != state_->generation.load(std::memory_order_acquire)) {
+                refresh(slot);
+            }
         }
         return slot;
     }
@@ -446,13 +448,15 @@ private:
     // Maps the segment now under the name. On failure keeps the retired mapping, which
     // stays readable and whole, and tries again at most every 100 ms.
     void remap() const noexcept {
+        // Checked before the mutex: while the replacement cannot be mapped, readers keep
+        // reading the retired mapping without contending on the lock.
+        const std::uint64_t now = detail::monotonic_ns();
+        if (now < state_->next_remap_ns.load(std::memory_order_relaxed)) {
+            return;
+        }
         std::lock_guard<std::mutex> lock(state_->mu);
         if (!state_->current->view().retired()) {
             return;  // another thread did it
-        }
-        const std::uint64_t now = detail::monotonic_ns();
-        if (now < state_->next_remap_ns) {
-            return;
         }
         try {
             auto fresh = detail::Mapping::open(state_->name);
@@ -462,7 +466,7 @@ private:
             state_->current = std::move(fresh);
             state_->generation.fetch_add(1, std::memory_order_release);
         } catch (...) {
-            state_->next_remap_ns = now + 100000000ULL;
+            state_->next_remap_ns.store(now + 100000000ULL, std::memory_order_relaxed);
         }
     }
 
