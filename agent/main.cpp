@@ -6,12 +6,16 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <vector>
 
+#include "database_mode.hpp"
+#include "database_url.hpp"
 #include "file_mode.hpp"
 #include "options.hpp"
+#include "segment_writer.hpp"
 
 namespace {
 
@@ -51,7 +55,7 @@ void setup_logging(LogLevel level) {
 
 struct Loop {
     event_base* base;
-    FileMode* mode;
+    std::function<void()> on_hup;
 };
 
 void on_stop_signal(evutil_socket_t sig, short, void* arg) {
@@ -60,9 +64,7 @@ void on_stop_signal(evutil_socket_t sig, short, void* arg) {
     event_base_loopbreak(loop->base);
 }
 
-void on_hup(evutil_socket_t, short, void* arg) {
-    static_cast<Loop*>(arg)->mode->reload_all();
-}
+void on_hup(evutil_socket_t, short, void* arg) { static_cast<Loop*>(arg)->on_hup(); }
 
 struct EventBaseFree {
     void operator()(event_base* b) const noexcept { event_base_free(b); }
@@ -71,35 +73,61 @@ struct EventFree {
     void operator()(event* e) const noexcept { event_free(e); }
 };
 
-int run(const Options& options) {
-    std::unique_ptr<event_base, EventBaseFree> base(event_base_new());
-    if (!base) {
-        spdlog::critical("libevent: cannot create the event loop");
-        return kExitRuntime;
-    }
-    FileMode mode(options, base.get());
-    Loop loop{base.get(), &mode};
+// Runs `mode` (FileMode or DatabaseMode) on `base` until a stop signal or a fatal error.
+template <class ModeT>
+int serve(event_base* base, ModeT& mode, Loop& loop) {
     std::vector<std::unique_ptr<event, EventFree>> signals;
     for (const int sig : {SIGTERM, SIGINT}) {
-        signals.emplace_back(evsignal_new(base.get(), sig, on_stop_signal, &loop));
+        signals.emplace_back(evsignal_new(base, sig, on_stop_signal, &loop));
     }
-    signals.emplace_back(evsignal_new(base.get(), SIGHUP, on_hup, &loop));
+    signals.emplace_back(evsignal_new(base, SIGHUP, on_hup, &loop));
     for (const auto& ev : signals) {
         if (!ev || event_add(ev.get(), nullptr) != 0) {
             spdlog::critical("libevent: cannot handle signals");
             return kExitRuntime;
         }
     }
-    spdlog::info("starting in file mode: segment '{}', {} config file(s), {} metadata file(s)",
-                 options.segment, options.config_files.size(), options.metadata.size());
     mode.start();
-    if (event_base_dispatch(base.get()) < 0) {
+    if (event_base_dispatch(base) < 0) {
         spdlog::critical("libevent: the event loop failed");
         mode.stop();
         return kExitRuntime;
     }
     mode.stop();
     return 0;
+}
+
+int run_file(const Options& options, event_base* base) {
+    FileMode mode(options, base);
+    Loop loop{base, [&mode] { mode.reload_all(); }};
+    spdlog::info("starting in file mode: segment '{}', {} config file(s), {} metadata file(s)",
+                 options.segment, options.config_files.size(), options.metadata.size());
+    return serve(base, mode, loop);
+}
+
+int run_database(const Options& options, event_base* base) {
+    DatabaseMode mode(options, base);
+    Loop loop{base, [&mode] { mode.wake(); }};
+    try {
+        const int rc = serve(base, mode, loop);
+        return rc != 0 ? rc : mode.exit_code();
+    } catch (const DatabaseUrlError& e) {
+        spdlog::critical("{}", e.what());
+        return kExitUsage;
+    } catch (const WriterError& e) {
+        spdlog::critical("{}", e.what());
+        return kExitRuntime;
+    }
+}
+
+int run(const Options& options) {
+    std::unique_ptr<event_base, EventBaseFree> base(event_base_new());
+    if (!base) {
+        spdlog::critical("libevent: cannot create the event loop");
+        return kExitRuntime;
+    }
+    return options.mode == Mode::database ? run_database(options, base.get())
+                                          : run_file(options, base.get());
 }
 
 }  // namespace
@@ -121,11 +149,6 @@ int main(int argc, char** argv) {
     if (options.version) {
         std::puts(version_text().c_str());
         return 0;
-    }
-    if (options.mode == Mode::database) {
-        std::fputs("yuxi-config-agent: database mode is not in this build yet; use --mode=file\n",
-                   stderr);
-        return kExitUsage;
     }
     setup_logging(options.log_level);
     try {

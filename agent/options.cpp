@@ -11,6 +11,7 @@
 #include <limits>
 #include <map>
 
+#include "database_url.hpp"
 #include "yuxi/config/detail/mapping.hpp"
 #include "yuxi/config/layout.hpp"
 
@@ -33,7 +34,7 @@ struct FlagSpec {
     Arity arity;
 };
 
-constexpr std::array<FlagSpec, 9> kFlags = {{
+constexpr std::array<FlagSpec, 12> kFlags = {{
     {"mode", "CONFIG_MODE", Arity::single},
     {"config-file", "YUXI_CONFIG_FILE", Arity::repeat},
     {"metadata", "YUXI_METADATA", Arity::repeat},
@@ -41,6 +42,9 @@ constexpr std::array<FlagSpec, 9> kFlags = {{
     {"http", "YUXI_CONFIG_HTTP", Arity::single},
     {"max-value-bytes", "YUXI_CONFIG_MAX_VALUE_BYTES", Arity::single},
     {"log-level", "LOG_LEVEL", Arity::single},
+    {"database-url", "DATABASE_URL", Arity::single},  // falls back to DATABASE_URL_SYNC
+    {"safety-poll", "YUXI_CONFIG_SAFETY_POLL", Arity::single},
+    {"max-catchup-batch", "YUXI_CONFIG_MAX_CATCHUP_BATCH", Arity::single},
     {"help", "", Arity::none},
     {"version", "", Arity::none},
 }};
@@ -256,6 +260,34 @@ LogLevel parse_log_level(std::string_view text) {
                        "' is not a log level (trace, debug, info, warn, error, critical, off)");
 }
 
+std::chrono::milliseconds parse_duration(std::string_view text) {
+    const std::string quoted = "'" + std::string(text) + "'";
+    text = trim(text);
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || end == text.data()) {
+        throw OptionsError(quoted + " is not a duration (e.g. 30s, 500ms, 2m)");
+    }
+    const std::string unit = lower(trim(std::string_view(end, text.data() + text.size() - end)));
+    std::uint64_t ms_per_unit = 0;
+    if (unit.empty() || unit == "s") {
+        ms_per_unit = 1000;
+    } else if (unit == "ms") {
+        ms_per_unit = 1;
+    } else if (unit == "m" || unit == "min") {
+        ms_per_unit = 60 * 1000;
+    } else if (unit == "h") {
+        ms_per_unit = 3600 * 1000;
+    } else {
+        throw OptionsError(quoted + ": unknown unit '" + unit + "' (use ms, s, m, h)");
+    }
+    constexpr std::uint64_t kMaxMs = 7ULL * 24 * 3600 * 1000;
+    if (n > kMaxMs / ms_per_unit) {
+        throw OptionsError(quoted + " is too long");
+    }
+    return std::chrono::milliseconds(static_cast<std::int64_t>(n * ms_per_unit));
+}
+
 std::string_view to_string(Mode mode) noexcept {
     switch (mode) {
         case Mode::file:
@@ -390,6 +422,57 @@ Options parse_options(std::span<const std::string_view> args, const EnvLookup& e
     if (!level.values.empty()) {
         o.log_level = parse_setting(level, level.values[0], parse_log_level);
     }
+
+    Setting url = resolve(*find_flag("database-url"), flags, env);
+    if (url.values.empty()) {
+        // Yuxi-Know's deployments set one or both; the sync driver's URL works as well.
+        if (const auto v = env("DATABASE_URL_SYNC")) {
+            url.values = {std::string(trim(*v))};
+            url.origin = "DATABASE_URL_SYNC";
+        }
+    }
+    if (!url.values.empty() && !url.values[0].empty()) {
+        o.database_url = url.values[0];
+        o.database_url_origin = url.origin;
+    }
+
+    const Setting poll = resolve(*find_flag("safety-poll"), flags, env);
+    if (!poll.values.empty()) {
+        o.safety_poll = parse_setting(poll, poll.values[0], parse_duration);
+        if (o.safety_poll < std::chrono::milliseconds(10)) {
+            throw OptionsError(poll.origin + ": must be at least 10ms");
+        }
+    }
+
+    const Setting batch = resolve(*find_flag("max-catchup-batch"), flags, env);
+    if (!batch.values.empty()) {
+        const std::string_view v = trim(batch.values[0]);
+        std::uint64_t n = 0;
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (ec != std::errc() || end != v.data() + v.size() || n < 1 ||
+            n > kMaxCatchupBatchLimit) {
+            throw OptionsError(batch.origin + ": '" + batch.values[0] +
+                               "' is not a number of rows from 1 to " +
+                               std::to_string(kMaxCatchupBatchLimit));
+        }
+        o.max_catchup_batch = static_cast<std::uint32_t>(n);
+    }
+
+    if (o.mode == Mode::database) {
+        if (o.database_url.empty()) {
+            throw OptionsError(
+                "database mode needs a PostgreSQL URL: set DATABASE_URL (or DATABASE_URL_SYNC), "
+                "or give --database-url");
+        }
+        try {
+            (void)to_libpq_conninfo(o.database_url, "yuxi-config-agent");
+        } catch (const DatabaseUrlError& e) {
+            // The message starts with "DATABASE_URL '...'": name the flag only if it was one.
+            throw OptionsError(o.database_url_origin == "DATABASE_URL"
+                                   ? std::string(e.what())
+                                   : o.database_url_origin + ": " + e.what());
+        }
+    }
     return o;
 }
 
@@ -400,8 +483,8 @@ Keeps configuration and knowledge-base metadata in a shared-memory segment that
 API processes read through the yuxi-config client. Every flag has an environment
 variable; a flag wins over its variable. See docs/configuration.md.
 
-  --mode MODE               CONFIG_MODE: file or database. Only file mode is in
-                            this build. Default: file
+  --mode MODE               CONFIG_MODE: file (TOML and JSON files) or database
+                            (PostgreSQL). Default: file
   --config-file PATH        YUXI_CONFIG_FILE (comma-separated): TOML file, may be
                             repeated; later files override earlier ones key by key
                             and tables merge. Default: saves/config/base.toml
@@ -418,13 +501,22 @@ variable; a flag wins over its variable. See docs/configuration.md.
                             refused and logged. Default: 64MiB
   --log-level LEVEL         LOG_LEVEL: trace, debug, info, warn, error, critical,
                             off. Default: info
+  --database-url URL        DATABASE_URL, else DATABASE_URL_SYNC: PostgreSQL for
+                            database mode (postgresql://, postgresql+asyncpg://
+                            or host=... dbname=...). Required in database mode.
+  --safety-poll DURATION    YUXI_CONFIG_SAFETY_POLL: how often database mode reads
+                            the change log even without a notification (ms, s,
+                            m, h; a bare number is seconds). Default: 30s
+  --max-catchup-batch N     YUXI_CONFIG_MAX_CATCHUP_BATCH: change-log rows read
+                            per catch-up query, 1 to 1000000. Default: 1000
   --help                    Print this text and exit.
   --version                 Print the version and exit.
 
 Signals: SIGTERM or SIGINT stop the agent cleanly (exit 0; the segment stays
-readable); SIGHUP reloads every file.
+readable); SIGHUP reloads every file (file mode) or catches up with the
+change log at once (database mode).
 Exit status: 0 clean stop, 1 runtime failure (e.g. another agent holds the
-segment), 2 bad flags or settings.
+segment), 2 bad flags or settings (including an unusable DATABASE_URL).
 )";
     return u;
 }

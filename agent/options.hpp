@@ -7,6 +7,7 @@
 // describes each setting.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -20,7 +21,7 @@ namespace yuxi::config::agent {
 
 enum class Mode {
     file,      // TOML and JSON files, watched with inotify
-    database,  // PostgreSQL (and Redis); not in this build yet
+    database,  // PostgreSQL: LISTEN/NOTIFY and the change log (Redis fan-out comes later)
 };
 
 enum class LogLevel { trace, debug, info, warn, error, critical, off };
@@ -45,6 +46,9 @@ inline constexpr std::string_view kDefaultMetadata =
     "global_metadata=saves/knowledge_base_data/global_metadata.json";
 inline constexpr std::string_view kDefaultSegment = "yuxi-config";
 inline constexpr std::string_view kDefaultHttp = "127.0.0.1:9464";
+inline constexpr std::chrono::milliseconds kDefaultSafetyPoll{30000};
+inline constexpr std::uint32_t kDefaultMaxCatchupBatch = 1000;
+inline constexpr std::uint32_t kMaxCatchupBatchLimit = 1000000;
 
 struct Options {
     Mode mode = Mode::file;
@@ -54,6 +58,12 @@ struct Options {
     ListenAddress http;
     std::uint64_t max_value_bytes = kDefaultMaxValueBytes;
     LogLevel log_level = LogLevel::info;
+    // Database mode. The URL as given (libpq URI, SQLAlchemy URL or keyword=value): log
+    // it only through redact_database_url().
+    std::string database_url;
+    std::string database_url_origin;  // "--database-url", "DATABASE_URL", "DATABASE_URL_SYNC"
+    std::chrono::milliseconds safety_poll = kDefaultSafetyPoll;
+    std::uint32_t max_catchup_batch = kDefaultMaxCatchupBatch;
     bool help = false;     // --help: print usage, exit 0
     bool version = false;  // --version: print the version, exit 0
 };
@@ -80,6 +90,8 @@ std::optional<std::string> process_env(std::string_view name);
 // Bytes, with an optional suffix: K, KiB, M, MiB, G, GiB (all powers of 1024).
 [[nodiscard]] std::uint64_t parse_byte_size(std::string_view text);
 [[nodiscard]] LogLevel parse_log_level(std::string_view text);
+// A duration: a number with a unit ms, s, m or h (a bare number is seconds).
+[[nodiscard]] std::chrono::milliseconds parse_duration(std::string_view text);
 
 std::string_view to_string(Mode mode) noexcept;
 std::string_view to_string(LogLevel level) noexcept;

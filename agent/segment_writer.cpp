@@ -37,11 +37,17 @@ std::uint64_t realtime_ns() noexcept {
            static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-std::uint64_t round_up(std::uint64_t n, std::uint64_t to) { return (n + to - 1) / to * to; }
+std::uint64_t round_up(std::uint64_t n, std::uint64_t to) {
+    return (n + to - 1) / to * to;
+}
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+    return std::strerror(errno);
+}
 
-std::string shm_path(const std::string& name) { return detail::segment_path(name); }
+std::string shm_path(const std::string& name) {
+    return detail::segment_path(name);
+}
 
 // A key of a batch: namespace and key, for deduplication.
 struct BatchKey {
@@ -56,9 +62,9 @@ struct BatchKeyHash {
 };
 
 // The last change of each key, in first-seen order, minus those the limits refuse.
-std::vector<const Change*> dedupe(std::span<const Change> batch, const WriterOptions& options,
-                                  std::vector<Rejected>& rejected) {
-    std::vector<const Change*> out;
+void dedupe(std::span<const Change> batch, const WriterOptions& options,
+            std::vector<Rejected>& rejected, std::vector<const Change*>& out) {
+    out.clear();
     out.reserve(batch.size());
     std::unordered_map<BatchKey, std::size_t, BatchKeyHash> index;
     for (const Change& c : batch) {
@@ -69,8 +75,9 @@ std::vector<const Change*> dedupe(std::span<const Change> batch, const WriterOpt
         } else if (c.category.size() > layout::kMaxCategoryLen) {
             reason = "category longer than " + std::to_string(layout::kMaxCategoryLen) + " bytes";
         } else if (c.value && c.value->size() > options.max_value_bytes) {
-            reason = "value of " + std::to_string(c.value->size()) + " bytes exceeds the limit of " +
-                     std::to_string(options.max_value_bytes) + " (--max-value-bytes)";
+            reason = "value of " + std::to_string(c.value->size()) +
+                     " bytes exceeds the limit of " + std::to_string(options.max_value_bytes) +
+                     " (--max-value-bytes)";
         }
         if (!reason.empty()) {
             rejected.push_back({c.key, std::move(reason)});
@@ -87,7 +94,6 @@ std::vector<const Change*> dedupe(std::span<const Change> batch, const WriterOpt
             out[it->second] = &c;
         }
     }
-    return out;
 }
 
 std::optional<std::string_view> value_of(const Change& c) {
@@ -139,8 +145,8 @@ struct OldSegment {
         }
         struct stat st {};
         if (::fstat(fd, &st) == 0 && st.st_size >= static_cast<off_t>(layout::kHeaderSize)) {
-            void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size),
-                             PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE,
+                             MAP_SHARED, fd, 0);
             if (p != MAP_FAILED) {
                 detail::SegmentView v;
                 std::string error;
@@ -224,8 +230,9 @@ int take_writer_lock(const std::string& name) {
                 holder = " (pid " + std::to_string(m->view().header().writer_pid) + ")";
             } catch (...) {
             }
-            throw WriterError("another yuxi-config-agent" + holder + " is already writing segment '" +
-                              name + "' (lock " + path + "); stop it or choose another --segment");
+            throw WriterError("another yuxi-config-agent" + holder +
+                              " is already writing segment '" + name + "' (lock " + path +
+                              "); stop it or choose another --segment");
         }
         throw WriterError("cannot lock " + path + ": " + std::strerror(err));
     }
@@ -233,7 +240,6 @@ int take_writer_lock(const std::string& name) {
 }
 
 }  // namespace
-
 
 namespace {
 constexpr std::uint64_t kNew = ~0ULL;
@@ -253,7 +259,8 @@ SegmentWriter SegmentWriter::create(const WriterOptions& options, std::span<cons
     w.lock_fd_ = take_writer_lock(options.name);
     remove_stale_temporaries(options.name);
     std::vector<Rejected> refused;
-    const std::vector<const Change*> changes = dedupe(initial, options, refused);
+    std::vector<const Change*> changes;
+    dedupe(initial, options, refused, changes);
     w.compact(changes, revision, 0);
     if (rejected != nullptr) {
         *rejected = std::move(refused);
@@ -272,7 +279,9 @@ std::uint64_t SegmentWriter::existing_revision(const std::string& name) noexcept
     }
 }
 
-SegmentWriter::SegmentWriter(SegmentWriter&& other) noexcept { *this = std::move(other); }
+SegmentWriter::SegmentWriter(SegmentWriter&& other) noexcept {
+    *this = std::move(other);
+}
 
 SegmentWriter& SegmentWriter::operator=(SegmentWriter&& other) noexcept {
     if (this != &other) {
@@ -294,7 +303,9 @@ SegmentWriter& SegmentWriter::operator=(SegmentWriter&& other) noexcept {
     return *this;
 }
 
-SegmentWriter::~SegmentWriter() { release(); }
+SegmentWriter::~SegmentWriter() {
+    release();
+}
 
 void SegmentWriter::release() noexcept {
     if (base_ != nullptr) {
@@ -311,7 +322,9 @@ std::uint64_t SegmentWriter::arena_used() const noexcept {
     return load_relaxed(view_.header().arena_used);
 }
 
-std::uint64_t SegmentWriter::arena_size() const noexcept { return view_.header().arena_size; }
+std::uint64_t SegmentWriter::arena_size() const noexcept {
+    return view_.header().arena_size;
+}
 
 std::optional<std::string_view> SegmentWriter::get(Namespace ns,
                                                    std::string_view key) const noexcept {
@@ -325,14 +338,11 @@ std::optional<std::string_view> SegmentWriter::get(Namespace ns,
 ApplyResult SegmentWriter::apply(std::span<const Change> batch, std::uint64_t revision,
                                  std::uint64_t commit_ns) {
     ApplyResult result;
-    const std::vector<const Change*> changes = dedupe(batch, options_, result.rejected);
-    struct Planned {
-        const Change* change;
-        std::uint64_t hash;
-        Probe probe;
-    };
-    std::vector<Planned> plan;
-    plan.reserve(changes.size());
+    // The scratch vectors are members so that a small batch allocates nothing.
+    std::vector<const Change*>& changes = scratch_changes_;
+    dedupe(batch, options_, result.rejected, changes);
+    std::vector<Planned>& plan = scratch_plan_;
+    plan.clear();
     std::uint64_t bytes = 0;
     std::uint64_t new_keys = 0;
     for (const Change* c : changes) {
@@ -341,9 +351,13 @@ ApplyResult SegmentWriter::apply(std::span<const Change> batch, std::uint64_t re
         if (!c->value && !is_live(p.offset)) {
             continue;  // deleting what is not there
         }
+        if (p.offset != 0) {
+            // Copy 1 has the key at the same position: start that miss now, not at publish.
+            __builtin_prefetch(&view_.slots(1)[p.pos], 1);
+        }
         bytes += entry_bytes(*c);
         new_keys += p.offset == 0 ? 1 : 0;
-        plan.push_back({c, h, p});
+        plan.push_back({c, h, p.pos, p.offset});
     }
     if (arena_used() + bytes > arena_size() || 2 * (used_slots_ + new_keys) > view_.slot_count()) {
         std::vector<const Change*> kept;
@@ -356,14 +370,13 @@ ApplyResult SegmentWriter::apply(std::span<const Change> batch, std::uint64_t re
         result.compacted = true;
         return result;
     }
-    std::vector<Pending> pending;
-    pending.reserve(plan.size());
+    std::vector<Pending>& pending = scratch_pending_;
+    pending.clear();
     for (const Planned& pl : plan) {
         const Change& c = *pl.change;
-        const std::uint64_t off = append(c.ns, c.key, c.category, value_of(c), revision,
-                                         pl.probe.offset);
-        pending.push_back(
-            {pl.hash, off, pl.probe.offset != 0 ? pl.probe.pos : kNew, c.ns, c.key});
+        const std::uint64_t off =
+            append(pl.hash, c.ns, c.key, c.category, value_of(c), revision, pl.offset);
+        pending.push_back({pl.hash, off, pl.offset != 0 ? pl.pos : kNew, c.ns, c.key});
     }
     publish(pending, revision, commit_ns);
     result.applied = pending.size();
@@ -375,10 +388,10 @@ bool SegmentWriter::is_live(std::uint64_t offset) const noexcept {
     return offset != 0 && view_.decode(offset, e) && !e.tombstone();
 }
 
-std::uint64_t SegmentWriter::append(Namespace ns, std::string_view key,
+std::uint64_t SegmentWriter::append(std::uint64_t hash, Namespace ns, std::string_view key,
                                     std::string_view category,
-                                    std::optional<std::string_view> value,
-                                    std::uint64_t revision, std::uint64_t prev) {
+                                    std::optional<std::string_view> value, std::uint64_t revision,
+                                    std::uint64_t prev) {
     auto& header = *reinterpret_cast<layout::SegmentHeader*>(base_);
     const std::uint64_t offset = header.arena_offset + load_relaxed(header.arena_used);
     // Not a null view for a tombstone: memcpy from a null pointer is undefined, even of 0 bytes.
@@ -386,7 +399,7 @@ std::uint64_t SegmentWriter::append(Namespace ns, std::string_view key,
     const std::uint64_t bytes = layout::entry_size(key.size(), category.size(), v.size());
     prefault(offset + bytes);
     auto* e = reinterpret_cast<layout::EntryHeader*>(base_ + offset);
-    e->hash = detail::key_hash(ns, key);
+    e->hash = hash;
     e->revision = revision;
     e->prev_offset = prev;
     e->value_len = v.size();
@@ -419,7 +432,8 @@ std::uint64_t SegmentWriter::append(Namespace ns, std::string_view key,
 void SegmentWriter::publish(std::span<const Pending> pending, std::uint64_t revision,
                             std::uint64_t commit_ns) {
     auto& header = *reinterpret_cast<layout::SegmentHeader*>(base_);
-    std::vector<std::uint64_t> positions(pending.size());
+    std::vector<std::uint64_t>& positions = scratch_positions_;
+    positions.resize(pending.size());
     for (unsigned copy = 0; copy < 2; ++copy) {
         // Odd: readers use copy 1 while copy 0 changes; even: the reverse.
         detail::fetch_add_release(header.seq, std::uint64_t{1});
@@ -427,8 +441,7 @@ void SegmentWriter::publish(std::span<const Pending> pending, std::uint64_t revi
         for (std::size_t i = 0; i < pending.size(); ++i) {
             const Pending& p = pending[i];
             if (copy == 0) {
-                positions[i] =
-                    p.pos != kNew ? p.pos : probe(view_, table, p.ns, p.key, p.hash).pos;
+                positions[i] = p.pos != kNew ? p.pos : probe(view_, table, p.ns, p.key, p.hash).pos;
             }
             layout::Slot& slot = table[positions[i]];
             store_release(slot.offset, p.offset);
@@ -532,23 +545,24 @@ void SegmentWriter::compact(std::span<const Change* const> batch, std::uint64_t 
         std::vector<Pending> pending;
         pending.reserve(keys);
         for (const detail::EntryRef& e : kept) {
-            pending.push_back({e.header->hash,
-                               append(e.ns(), e.key, e.category, e.value, e.revision(), 0), kNew,
-                               e.ns(), e.key});
+            const std::uint64_t h = e.header->hash;
+            const std::uint64_t off =
+                append(h, e.ns(), e.key, e.category, e.value, e.revision(), 0);
+            pending.push_back({h, off, kNew, e.ns(), e.key});
         }
         for (const Change* c : batch) {
             if (c->value) {
-                pending.push_back({detail::key_hash(c->ns, c->key),
-                                   append(c->ns, c->key, c->category, value_of(*c), revision, 0),
-                                   kNew, c->ns, c->key});
+                const std::uint64_t h = detail::key_hash(c->ns, c->key);
+                const std::uint64_t off =
+                    append(h, c->ns, c->key, c->category, value_of(*c), revision, 0);
+                pending.push_back({h, off, kNew, c->ns, c->key});
             }
         }
         build_index(pending, revision, commit_ns);
         ::unlink(retiring_path(options_.name).c_str());
         (void)::link(shm_path(options_.name).c_str(), retiring_path(options_.name).c_str());
         if (::rename(path.c_str(), shm_path(options_.name).c_str()) != 0) {
-            throw WriterError("cannot rename " + path + " over the live segment: " +
-                              errno_text());
+            throw WriterError("cannot rename " + path + " over the live segment: " + errno_text());
         }
     } catch (...) {
         ::munmap(base_, size_);
@@ -569,8 +583,8 @@ void SegmentWriter::compact(std::span<const Change* const> batch, std::uint64_t 
 // Creates and maps an empty segment, sized for `keys` entries of `bytes`, under a
 // temporary name; returns its path. The current mapping is left to the caller.
 std::string SegmentWriter::map_new(std::uint64_t keys, std::uint64_t bytes) {
-    const std::uint64_t slots = std::max<std::uint64_t>(
-        options_.min_slots, std::bit_ceil(2 * keys + 64));
+    const std::uint64_t slots =
+        std::max<std::uint64_t>(options_.min_slots, std::bit_ceil(2 * keys + 64));
     const std::uint64_t arena = round_up(
         std::max<std::uint64_t>(options_.min_arena_bytes, 2 * bytes + options_.max_value_bytes / 4),
         kPage);

@@ -46,12 +46,12 @@ struct ApplyResult {
 
 // Another agent holds the segment, or the segment cannot be created.
 class WriterError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 class SegmentWriter {
-public:
+  public:
     // Takes the writer lock of `options.name` (a second writer gets WriterError naming
     // the holder), publishes `initial` at `revision` in a fresh segment, renames it over
     // the name and retires any segment that was there, so its readers remap. Changes the
@@ -105,7 +105,7 @@ public:
         }
     }
 
-private:
+  private:
     SegmentWriter() = default;
 
     struct Pending {
@@ -114,6 +114,12 @@ private:
         std::uint64_t pos;     // its slot position, or ~0 for a key new to the index
         Namespace ns;
         std::string_view key;
+    };
+    struct Planned {
+        const Change* change;
+        std::uint64_t hash;
+        std::uint64_t pos;     // slot position in copy 0 (where it is, or would go)
+        std::uint64_t offset;  // of the key's newest entry, 0 if absent
     };
     // What compaction restores if it fails before the rename.
     struct Saved {
@@ -126,9 +132,9 @@ private:
     std::string map_new(std::uint64_t keys, std::uint64_t bytes);
     void release() noexcept;
     bool is_live(std::uint64_t offset) const noexcept;
-    std::uint64_t append(Namespace ns, std::string_view key, std::string_view category,
-                         std::optional<std::string_view> value, std::uint64_t revision,
-                         std::uint64_t prev);
+    std::uint64_t append(std::uint64_t hash, Namespace ns, std::string_view key,
+                         std::string_view category, std::optional<std::string_view> value,
+                         std::uint64_t revision, std::uint64_t prev);
     void publish(std::span<const Pending> pending, std::uint64_t revision, std::uint64_t commit_ns);
     void build_index(std::span<const Pending> pending, std::uint64_t revision,
                      std::uint64_t commit_ns);
@@ -151,6 +157,11 @@ private:
     std::uint64_t compactions_ = 0;
     std::uint64_t writer_start_ns_ = 0;
     SourceState source_state_ = SourceState::starting;
+    // Reused by apply() so that a small batch does not allocate.
+    std::vector<const Change*> scratch_changes_;
+    std::vector<Planned> scratch_plan_;
+    std::vector<Pending> scratch_pending_;
+    std::vector<std::uint64_t> scratch_positions_;
 };
 
 }  // namespace yuxi::config::agent

@@ -7,7 +7,10 @@
 //
 // Data: 10,000 entries, 20-byte keys, 100-byte values (JSON strings). Every benchmark walks
 // the same shuffled permutation of the keys (each thread from a different starting point),
-// so no key stays hot in a register or a single cache line.
+// so no key stays hot in a register or a single cache line; the argument is the number of
+// keys walked (10000, or a hot set of 64 that stays in cache). Keys are read from one
+// contiguous block and the map is looked up by std::string_view (transparent hash), so
+// fetching the key costs every reader the same.
 //
 // Processes: before Google Benchmark starts, the process forks a writer child that creates
 // the segment (SegmentWriter) and writes the same entries to an LMDB environment, then
@@ -19,15 +22,18 @@
 // Retries: Client does not expose its latch loop, so *_Latch_* benchmarks run an
 // instrumented copy of Client::latched_find over detail::SegmentView (same loads, same
 // order) that counts how often the sequence moved between the first and the last load;
-// `retries_per_read` is that count over the reads. Its latency matches Client::get's
-// minus the thread-slot lookup.
+// `retries_per_read` is that count over the reads.
+//
+// Statistics: besides Google Benchmark's mean/median/stddev/cv, every benchmark reports
+// "min" and "max" over the repetitions; bench/report.py uses the best repetition, since
+// on a shared machine noise only adds time.
 //
 // Environment: YUXI_BENCH_NO_PIN=1 disables CPU pinning (by default reader thread i runs
 // on CPU i and the writer child on the last CPU); YUXI_BENCH_WRITE_RATE overrides the
 // writer's rate (changes per second).
 #include <benchmark/benchmark.h>
-#include <lmdb.h>
 #include <linux/futex.h>
+#include <lmdb.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -44,6 +50,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <new>
 #include <optional>
 #include <random>
 #include <string>
@@ -131,7 +138,7 @@ void build_data() {
 // Walks the first `set` keys of the shuffled order (the whole set, or a small hot set
 // that stays in cache); each thread starts at its own offset.
 class Cursor {
-public:
+  public:
     explicit Cursor(const benchmark::State& state)
         : order_(data().order.data()),
           set_(state.range(0) > 0 ? static_cast<std::size_t>(state.range(0)) : kEntries),
@@ -143,7 +150,7 @@ public:
         return i;
     }
 
-private:
+  private:
     const std::uint32_t* order_;
     std::size_t set_;
     std::size_t pos_;
@@ -338,7 +345,7 @@ void command_writer(Command cmd) {
 // Starts the paced writer for the lifetime of the object (thread 0 only) and reports the
 // achieved write rate.
 class PacedWriter {
-public:
+  public:
     explicit PacedWriter(benchmark::State& state) : state_(state) {
         if (state_.thread_index() != 0) {
             return;
@@ -364,7 +371,7 @@ public:
     PacedWriter(const PacedWriter&) = delete;
     PacedWriter& operator=(const PacedWriter&) = delete;
 
-private:
+  private:
     benchmark::State& state_;
     std::uint64_t applied0_ = 0;
     std::uint64_t compactions0_ = 0;
@@ -607,12 +614,10 @@ constexpr std::int64_t kHot = 64;
 // the best repetition ("min" of times, "max" of rates; both statistics are computed for
 // every value, report.py picks the meaningful one).
 void with_stats(benchmark::internal::Benchmark* b) {
-    b->ComputeStatistics("min", [](const std::vector<double>& v) {
-        return *std::min_element(v.begin(), v.end());
-    });
-    b->ComputeStatistics("max", [](const std::vector<double>& v) {
-        return *std::max_element(v.begin(), v.end());
-    });
+    b->ComputeStatistics(
+        "min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
+    b->ComputeStatistics(
+        "max", [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); });
 }
 
 // Single thread, CPU time.
@@ -660,8 +665,8 @@ int main(int argc, char** argv) {
         return 1;
     }
     g_lmdb_dir = dir;
-    void* shm = ::mmap(nullptr, sizeof(Control), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                       -1, 0);
+    void* shm =
+        ::mmap(nullptr, sizeof(Control), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (shm == MAP_FAILED) {
         std::perror("mmap");
         return 1;

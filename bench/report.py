@@ -190,9 +190,10 @@ def main():
     # --- Threads ------------------------------------------------------------------------
     p("### Thread scaling (aggregate reads per second, wall clock, best repetition)")
     p("")
-    p("| Operation | 1 thread | 2 threads | 2 / 1 | 2 / 1 (medians) |")
-    p("|---|---:|---:|---:|---:|")
+    p("| Operation | 1 thread | 2 threads | 2 / 1 | 2 / 1 (medians) | 2 / 1 implied by CPU time |")
+    p("|---|---:|---:|---:|---:|---:|")
     scaling = {}
+    cpu_scaling = {}
     for label, base in THREAD_ROWS:
         n1 = f"{base}/real_time/threads:1"
         n2 = f"{base}/real_time/threads:2"
@@ -201,10 +202,20 @@ def main():
         a, b = R.ips(n1), R.ips(n2)
         scaling[base] = b / a
         med = R.ips(n2, "median") / R.ips(n1, "median")
-        p(f"| {label} | {a / 1e6:.2f} M/s | {b / 1e6:.2f} M/s | {b / a:.2f}× | {med:.2f}× |")
+        # CPU time per read of each thread: 2 threads on 2 free cores would do 2 × 1/t2.
+        implied = 2.0 * R.agg(n1, BEST)["cpu_time"] / R.agg(n2, BEST)["cpu_time"]
+        cpu_scaling[base] = implied
+        p(f"| {label} | {a / 1e6:.2f} M/s | {b / 1e6:.2f} M/s | {b / a:.2f}× | {med:.2f}× | "
+          f"{implied:.2f}× |")
     p("")
 
     # --- Under a writer -----------------------------------------------------------------
+    p("`2 / 1` is the ratio of aggregate wall-clock throughputs; it needs both cores free, "
+      "which a shared machine rarely gives for long. `implied by CPU time` is 2 × (CPU time "
+      "per read with 1 thread) / (CPU time per read of each thread with 2 threads): what 2 "
+      "free cores would give, unaffected by time spent waiting for a core, and still "
+      "sensitive to what the threads share (cache lines written by both).")
+    p("")
     p("### Reads while a writer process publishes 10,000 changes a second")
     p("")
     p("| Operation | ns per read (best) | vs idle | median | vs idle | retries per read | "
@@ -287,10 +298,15 @@ def main():
     rows.append(("≥ 4× faster than LMDB (`get` vs renew-per-read / long txn)",
                  l1 and f"{l1:.2f}× / {l2:.2f}×", l1 is not None and l1 >= 4 and l2 >= 4))
     s = scaling.get("BM_Client_Get/10000")
-    rows.append(("2 threads ≥ 1.85× 1 thread (`get`; `read`; `view`)",
+    c = cpu_scaling.get("BM_Client_Get/10000")
+    rows.append(("2 threads ≥ 1.85× 1 thread (`get`; `read`; `view`), wall clock",
                  s and (f"{s:.2f}×; {scaling.get('BM_Client_Read/10000', float('nan')):.2f}×; "
                         f"{scaling.get('BM_Client_View/10000', float('nan')):.2f}×"),
                  s is not None and s >= 1.85))
+    rows.append(("2 threads ≥ 1.85× 1 thread (`get`; `read`; `view`), implied by CPU time",
+                 c and (f"{c:.2f}×; {cpu_scaling.get('BM_Client_Read/10000', float('nan')):.2f}×; "
+                        f"{cpu_scaling.get('BM_Client_View/10000', float('nan')):.2f}×"),
+                 c is not None and c >= 1.85))
     u = under.get("BM_Client_Get_UnderWriter/10000")
     rows.append(("under a 10k/s writer: mean latency within 5% of idle (`get`; medians)",
                  u and f"{u[1] * 100:+.1f}% ({u[3] * 100:+.1f}%)", u is not None and u[1] <= 0.05))
@@ -312,13 +328,22 @@ def main():
     with open(args.markdown, "w") as f:
         f.write("\n".join(out))
     with open(args.plot_data, "w") as f:
-        f.write("# label ns_all sd_all ns_hot sd_hot (ns per read, median; sd across reps)\n")
-        for row in plot_rows:
+        f.write("# label, then ns per read (best repetition) and its std. dev. across repetitions"
+                " for: all keys, hot set, all keys while the writer publishes 10k/s\n")
+        writer_of = {"Client_Get": "BM_Client_Get_UnderWriter/10000",
+                     "Client_Read": "BM_Client_Read_UnderWriter/10000",
+                     "Latch_Get": "BM_Latch_Get_UnderWriter/10000"}
+        rows = [r for r in plot_rows]
+        if R.has("BM_Latch_Get/10000"):
+            rows.append(["Latch_Get", f"{R.ns_per_item('BM_Latch_Get/10000'):.2f}",
+                         f"{R.sd_per_item('BM_Latch_Get/10000'):.2f}", "?", "?"])
+        for row in rows:
+            w = writer_of.get(row[0])
+            if w and R.has(w):
+                row = row + [f"{R.ns_per_item(w):.2f}", f"{R.sd_per_item(w):.2f}"]
+            else:
+                row = row + ["?", "?"]
             f.write(" ".join(row) + "\n")
-        for label, name, _ in WRITER_ROWS:
-            if "UnderWriter" in name and R.has(name):
-                short = name.split('/')[0].replace('BM_', '').replace('_UnderWriter', '+writer')
-                f.write(f"{short} {R.ns_per_item(name):.2f} {R.sd_per_item(name):.2f} ? ?\n")
     return 0
 
 

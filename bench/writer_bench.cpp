@@ -96,8 +96,8 @@ struct Loaded {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        const auto k = static_cast<std::uint64_t>(
-            (static_cast<detail::uint128>(rng) * entries) >> 64);  // uniform in [0, entries)
+        const auto k = static_cast<std::uint64_t>((static_cast<detail::uint128>(rng) * entries) >>
+                                                  64);  // uniform in [0, entries)
         write_digits(c.key.data() + 12, k);
         return c;
     }
@@ -222,18 +222,17 @@ void BM_Compaction(benchmark::State& state) {
         changes_between = static_cast<double>(fills + 1);
     }
     state.counters["changes_between"] = changes_between;
-    const double per = state.iterations() > 0 ? total_s / static_cast<double>(state.iterations()) : 0;
+    const double per =
+        state.iterations() > 0 ? total_s / static_cast<double>(state.iterations()) : 0;
     state.counters["amortized_ns"] = changes_between > 0 ? per * 1e9 / changes_between : 0;
 }
 
 // Noise only adds time: also report the best repetition (see read_bench.cpp).
 void with_stats(benchmark::internal::Benchmark* b) {
-    b->ComputeStatistics("min", [](const std::vector<double>& v) {
-        return *std::min_element(v.begin(), v.end());
-    });
-    b->ComputeStatistics("max", [](const std::vector<double>& v) {
-        return *std::max_element(v.begin(), v.end());
-    });
+    b->ComputeStatistics(
+        "min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
+    b->ComputeStatistics(
+        "max", [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); });
 }
 
 BENCHMARK(BM_Apply)->Arg(100)->Arg(1000000)->Iterations(kApplyIterations)->Apply(with_stats);

@@ -26,19 +26,7 @@ std::string_view namespace_name(Namespace ns) {
 }
 
 std::string_view source_state_name(SourceState s) {
-    switch (s) {
-        case SourceState::starting:
-            return "starting";
-        case SourceState::ok:
-            return "ok";
-        case SourceState::degraded:
-            return "degraded";
-        case SourceState::stale:
-            return "stale";
-        case SourceState::stopped:
-            return "stopped";
-    }
-    return "unknown";
+    return to_string(s);
 }
 
 // A JSON string literal of `s`. Invalid UTF-8 (which no source should produce) is replaced

@@ -55,21 +55,44 @@ class Fail(Exception):
 
 # --------------------------------------------------------------------------- binaries
 
+def spellings(path):
+    """The paths under which dpkg may have registered a file (usrmerge: /lib vs /usr/lib)."""
+    real = os.path.realpath(path)
+    out = []
+    for p in (path, real):
+        out.append(p)
+        if p.startswith("/lib") and not p.startswith("/lib64"):
+            out.append("/usr" + p)
+        if p.startswith("/usr/lib"):
+            out.append(p[4:])
+    return list(dict.fromkeys(out))
+
+
+_owners = {}
+
+
+def dpkg_lookup(paths):
+    """Fills the owner cache for many paths with one dpkg -S call (dpkg is slow to start)."""
+    todo = [p for p in dict.fromkeys(paths) if p not in _owners]
+    if not todo:
+        return
+    r = subprocess.run(["dpkg", "-S", *todo], capture_output=True, text=True)
+    for line in r.stdout.splitlines():
+        # "libfoo1:amd64: /usr/lib/..." (or "a, b: path" for a shared path)
+        owner, _, p = line.rpartition(": ")
+        if p in todo and owner:
+            _owners[p] = owner.split(",")[0].strip().split(":")[0]
+    for p in todo:
+        _owners.setdefault(p, None)
+
+
 def dpkg_owner(path):
     """The package that owns a file, trying the usrmerge spellings of its path."""
-    real = os.path.realpath(path)
-    candidates = [path, real]
-    for p in (path, real):
-        if p.startswith("/lib") and not p.startswith("/lib64"):
-            candidates.append("/usr" + p)
-        if p.startswith("/usr/lib"):
-            candidates.append(p[4:])
-    for c in candidates:
-        r = subprocess.run(["dpkg", "-S", c], capture_output=True, text=True)
-        if r.returncode == 0 and r.stdout.strip():
-            # "libfoo1:amd64: /usr/lib/..." (or "a, b: path" for a shared path)
-            owner = r.stdout.strip().splitlines()[0].rsplit(": ", 1)[0]
-            return owner.split(",")[0].strip().split(":")[0]
+    cands = spellings(path)
+    dpkg_lookup(cands)
+    for c in cands:
+        if _owners.get(c):
+            return _owners[c]
     return None
 
 
@@ -93,19 +116,28 @@ def needed_libraries(binary):
 
 def dev_owner(lib):
     """The -dev package owning a libfoo.so symlink that resolves to the same file."""
-    real = os.path.realpath(lib)
-    d = Path(real).parent
-    for cand in sorted(d.glob("*.so")):
-        if cand.is_symlink() and os.path.realpath(cand) == real:
-            return dpkg_owner(str(cand))
+    for cand in dev_links(lib):
+        owner = dpkg_owner(cand)
+        if owner:
+            return owner
     return None
+
+
+def dev_links(lib):
+    real = os.path.realpath(lib)
+    return [str(c) for c in sorted(Path(real).parent.glob("*.so"))
+            if c.is_symlink() and os.path.realpath(c) == real]
 
 
 def library_map(binaries):
     """{package: sorted [library paths]}, {package: dev package or None}."""
     runtime, dev = {}, {}
+    libs = {b: needed_libraries(b) for b in binaries}
+    every = [p for ls in libs.values() for lib in ls for p in spellings(lib)]
+    every += [p for ls in libs.values() for lib in ls for d in dev_links(lib) for p in spellings(d)]
+    dpkg_lookup(every)
     for b in binaries:
-        for lib in needed_libraries(b):
+        for lib in libs[b]:
             pkg = dpkg_owner(lib)
             if pkg is None:
                 raise Fail(f"{b}: no Debian package owns {lib} (dpkg -S); a library "
@@ -254,6 +286,10 @@ def check_dockerfile(text, runtime_pkgs, dev_pkgs):
         if f"/out/usr/local/bin/{b}" not in build_runs:
             problems.append(f"build stage does not install {b} into /out/usr/local/bin")
 
+    if not re.search(r"deploy/sql/\*\.sql\b[^&;]*/out/usr/local/share/yuxi-config/sql", build_runs):
+        problems.append("build stage does not ship deploy/sql/*.sql in "
+                        "/out/usr/local/share/yuxi-config/sql (yuxi-configctl schema apply)")
+
     # Runtime stage: binaries, user, entrypoint, port.
     rt = runtime["instrs"]
     copies = [v for _, i, v in rt if i == "COPY"]
@@ -313,7 +349,8 @@ def mutations(text):
         ("no EXPOSE", sub(r"^EXPOSE .*\n", "")),
         ("a -dev package missing", sub(r" libevent-dev", "")),
         ("configctl not installed into the image",
-         sub(r"/out/usr/local/bin/yuxi-configctl$", "/tmp/yuxi-configctl")),
+         sub(r"/out/usr/local/bin/yuxi-configctl\b", "/tmp/yuxi-configctl")),
+        ("the SQL migrations left out", sub(r" deploy/sql/\*\.sql", "")),
         ("a binary that loads a library nobody installs",
          sub(r"(RUNTIME_PACKAGES=\"[^\"]*)libspdlog1\.10 ", r"\1")),
     ]

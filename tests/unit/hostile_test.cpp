@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "segment_writer.hpp"
+#include "support/sanitized.hpp"
 #include "yuxi/config/client.hpp"
 #include "yuxi/config/detail/hash.hpp"
 #include "yuxi/config/detail/segment_view.hpp"
@@ -30,17 +31,7 @@
 namespace yuxi::config {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
+using test::kSanitized;
 
 using agent::Change;
 using agent::SegmentWriter;

@@ -56,9 +56,16 @@ TEST(OptionsTest, EnvironmentSetsEverything) {
                      {"YUXI_CONFIG_SEGMENT", "seg-env"},
                      {"YUXI_CONFIG_HTTP", "0.0.0.0:8080"},
                      {"YUXI_CONFIG_MAX_VALUE_BYTES", "16MiB"},
-                     {"LOG_LEVEL", "DEBUG"}};
+                     {"LOG_LEVEL", "DEBUG"},
+                     {"DATABASE_URL", "postgresql+asyncpg://yuxi:pw@db:5432/yuxi"},
+                     {"YUXI_CONFIG_SAFETY_POLL", "5s"},
+                     {"YUXI_CONFIG_MAX_CATCHUP_BATCH", "250"}};
     const Options o = parse({}, env);
     EXPECT_EQ(o.mode, Mode::database);
+    EXPECT_EQ(o.database_url, "postgresql+asyncpg://yuxi:pw@db:5432/yuxi");
+    EXPECT_EQ(o.database_url_origin, "DATABASE_URL");
+    EXPECT_EQ(o.safety_poll, std::chrono::seconds(5));
+    EXPECT_EQ(o.max_catchup_batch, 250u);
     EXPECT_EQ(o.config_files, (std::vector<std::string>{"a.toml", "b.toml"}));
     ASSERT_EQ(o.metadata.size(), 2u);
     EXPECT_EQ(o.metadata[1], (MetadataFile{"milvus", "m/metadata_milvus.json"}));
@@ -185,6 +192,72 @@ TEST(OptionsTest, ByteSizes) {
     EXPECT_NE(error_of({"--max-value-bytes", "0"}).find("must be from 1 byte"), std::string::npos);
     EXPECT_NE(error_of({"--max-value-bytes", "3GiB"}).find("--max-value-bytes: must be from"),
               std::string::npos);
+}
+
+}  // namespace
+}  // namespace yuxi::config::agent
+
+namespace yuxi::config::agent {
+namespace {
+
+TEST(OptionsTest, DatabaseModeDefaults) {
+    const Options o = parse({"--mode=database", "--database-url", "postgresql://u@h/db"});
+    EXPECT_EQ(o.mode, Mode::database);
+    EXPECT_EQ(o.database_url, "postgresql://u@h/db");
+    EXPECT_EQ(o.database_url_origin, "--database-url");
+    EXPECT_EQ(o.safety_poll, std::chrono::seconds(30));
+    EXPECT_EQ(o.max_catchup_batch, 1000u);
+}
+
+TEST(OptionsTest, DatabaseUrlSources) {
+    // The flag over DATABASE_URL over DATABASE_URL_SYNC.
+    Env env = {{"CONFIG_MODE", "database"},
+               {"DATABASE_URL", "postgresql://a@h/db"},
+               {"DATABASE_URL_SYNC", "postgresql+psycopg2://b@h/db"}};
+    EXPECT_EQ(parse({}, env).database_url, "postgresql://a@h/db");
+    EXPECT_EQ(parse({"--database-url=host=h dbname=db"}, env).database_url, "host=h dbname=db");
+    env.erase("DATABASE_URL");
+    const Options o = parse({}, env);
+    EXPECT_EQ(o.database_url, "postgresql+psycopg2://b@h/db");
+    EXPECT_EQ(o.database_url_origin, "DATABASE_URL_SYNC");
+    // File mode ignores a URL it cannot use: Yuxi-Know's environment always has one.
+    EXPECT_NO_THROW(parse({}, {{"DATABASE_URL", "mysql://x:y@h/db"}}));
+}
+
+TEST(OptionsTest, DatabaseModeNeedsAUsableUrl) {
+    EXPECT_NE(error_of({"--mode", "database"}).find("DATABASE_URL"), std::string::npos);
+    const std::string e =
+        error_of({"--mode", "database", "--database-url", "mysql://alice:s3cr3t@h/db"});
+    EXPECT_NE(e.find("--database-url"), std::string::npos) << e;
+    EXPECT_EQ(e.find("s3cr3t"), std::string::npos) << e;
+    const std::string e2 = error_of({}, {{"CONFIG_MODE", "database"},
+                                         {"DATABASE_URL_SYNC", "redis://:s3cr3t@h/0"}});
+    EXPECT_NE(e2.find("DATABASE_URL_SYNC"), std::string::npos) << e2;
+    EXPECT_EQ(e2.find("s3cr3t"), std::string::npos) << e2;
+}
+
+TEST(OptionsTest, Durations) {
+    EXPECT_EQ(parse_duration("30"), std::chrono::seconds(30));
+    EXPECT_EQ(parse_duration("30s"), std::chrono::seconds(30));
+    EXPECT_EQ(parse_duration("250ms"), std::chrono::milliseconds(250));
+    EXPECT_EQ(parse_duration(" 2m "), std::chrono::minutes(2));
+    EXPECT_EQ(parse_duration("1h"), std::chrono::hours(1));
+    EXPECT_THROW((void)parse_duration("1.5s"), OptionsError);
+    EXPECT_THROW((void)parse_duration("soon"), OptionsError);
+    EXPECT_THROW((void)parse_duration("5d"), OptionsError);
+    EXPECT_THROW((void)parse_duration("99999999999h"), OptionsError);
+    EXPECT_NE(error_of({"--safety-poll", "5ms"}).find("at least 10ms"), std::string::npos);
+    EXPECT_EQ(parse({"--safety-poll=10ms"}).safety_poll, std::chrono::milliseconds(10));
+}
+
+TEST(OptionsTest, CatchupBatch) {
+    EXPECT_EQ(parse({"--max-catchup-batch", "1"}).max_catchup_batch, 1u);
+    EXPECT_EQ(parse({"--max-catchup-batch", "1000000"}).max_catchup_batch, 1000000u);
+    for (const char* bad : {"0", "1000001", "ten", "-5", "12x"}) {
+        EXPECT_NE(error_of({"--max-catchup-batch", bad}).find("--max-catchup-batch"),
+                  std::string::npos)
+            << bad;
+    }
 }
 
 }  // namespace

@@ -25,12 +25,15 @@ Change set(std::string key, std::string value, Namespace ns = Namespace::config)
     return Change{ns, std::move(key), std::move(value), ""};
 }
 
-Change del(std::string key) { return Change{Namespace::config, std::move(key), std::nullopt, ""}; }
+Change del(std::string key) {
+    return Change{Namespace::config, std::move(key), std::nullopt, ""};
+}
 
 class SegmentTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
-        options_.name = unique_name(::testing::UnitTest::GetInstance()->current_test_info()->name());
+        options_.name =
+            unique_name(::testing::UnitTest::GetInstance()->current_test_info()->name());
         options_.min_arena_bytes = 1 << 16;
         options_.min_slots = 16;
         options_.max_value_bytes = 1 << 20;
@@ -43,8 +46,9 @@ protected:
 };
 
 TEST_F(SegmentTest, PublishesInitialEntriesAndUpdates) {
-    std::vector<Change> initial = {set("embed_model", "\"bge-m3\""), set("top_k", "10"),
-                                   set("global_metadata", "{\"databases\":{}}", Namespace::metadata)};
+    std::vector<Change> initial = {
+        set("embed_model", "\"bge-m3\""), set("top_k", "10"),
+        set("global_metadata", "{\"databases\":{}}", Namespace::metadata)};
     auto w = SegmentWriter::create(options_, initial, 1);
     auto c = Client::open(options_.name);
     EXPECT_EQ(c.revision(), 1u);

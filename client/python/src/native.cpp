@@ -32,12 +32,18 @@ PyObject* json_loads = nullptr;          // json.loads
 
 const char* kind_name(SegmentError::Kind kind) {
     switch (kind) {
-        case SegmentError::Kind::absent: return "absent";
-        case SegmentError::Kind::permission: return "permission";
-        case SegmentError::Kind::incompatible: return "incompatible";
-        case SegmentError::Kind::corrupt: return "corrupt";
-        case SegmentError::Kind::invalid_name: return "invalid_name";
-        case SegmentError::Kind::system: return "system";
+        case SegmentError::Kind::absent:
+            return "absent";
+        case SegmentError::Kind::permission:
+            return "permission";
+        case SegmentError::Kind::incompatible:
+            return "incompatible";
+        case SegmentError::Kind::corrupt:
+            return "corrupt";
+        case SegmentError::Kind::invalid_name:
+            return "invalid_name";
+        case SegmentError::Kind::system:
+            return "system";
     }
     return "system";
 }
@@ -57,8 +63,7 @@ void raise_segment_error(const SegmentError& e) {
 // A cached decoded value: `value` is the decoding of the entry written at `entry_rev`
 // (0: the key was absent), known current at segment revision `checked_rev`.
 struct CacheRecord {
-    PyObject_HEAD
-    std::uint64_t checked_rev;
+    PyObject_HEAD std::uint64_t checked_rev;
     std::uint64_t entry_rev;
     PyObject* value;  // owned; Py_None when absent
 };
@@ -79,8 +84,7 @@ PyTypeObject cache_record_type = [] {
 
 // Decodes JSON text with Python's json module.
 PyObject* decode(std::string_view text) {
-    PyObject* s = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()),
-                                       "strict");
+    PyObject* s = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "strict");
     if (s == nullptr) {
         return nullptr;
     }
@@ -90,7 +94,7 @@ PyObject* decode(std::string_view text) {
 }
 
 class NativeClient {
-public:
+  public:
     explicit NativeClient(const std::string& segment) : client_(Client::open(segment)) {
         caches_[0] = PyDict_New();
         caches_[1] = PyDict_New();
@@ -131,7 +135,7 @@ public:
         return decode(v.data());
     }
 
-private:
+  private:
     PyObject* refresh(PyObject* cache, PyObject* key, CacheRecord* rec, std::uint64_t rev,
                       Namespace ns) {
         Py_ssize_t len = 0;
@@ -221,17 +225,8 @@ py::object make_getter(const std::shared_ptr<NativeClient>& client, bool metadat
     return py::reinterpret_steal<py::object>(fn);
 }
 
-Namespace ns_of(bool metadata) { return metadata ? Namespace::metadata : Namespace::config; }
-
-const char* state_name(SourceState s) {
-    switch (s) {
-        case SourceState::starting: return "starting";
-        case SourceState::ok: return "ok";
-        case SourceState::degraded: return "degraded";
-        case SourceState::stale: return "stale";
-        case SourceState::stopped: return "stopped";
-    }
-    return "unknown";
+Namespace ns_of(bool metadata) {
+    return metadata ? Namespace::metadata : Namespace::config;
 }
 
 std::chrono::nanoseconds seconds(double s) {
@@ -263,9 +258,8 @@ struct NativeSnapshot {
 
     py::list keys(const std::string& prefix, bool metadata) const {
         py::list out;
-        snap.for_each(ns_of(metadata), prefix, [&](const EntryInfo& e) {
-            out.append(py::str(e.key.data(), e.key.size()));
-        });
+        snap.for_each(ns_of(metadata), prefix,
+                      [&](const EntryInfo& e) { out.append(py::str(e.key.data(), e.key.size())); });
         return out;
     }
 };
@@ -275,10 +269,14 @@ PyObject* lock_error_type = nullptr;  // yuxi_config._native.LockError
 
 const char* lock_kind_name(LockError::Kind kind) {
     switch (kind) {
-        case LockError::Kind::connect: return "connect";
-        case LockError::Kind::auth: return "auth";
-        case LockError::Kind::protocol: return "protocol";
-        case LockError::Kind::io: return "io";
+        case LockError::Kind::connect:
+            return "connect";
+        case LockError::Kind::auth:
+            return "auth";
+        case LockError::Kind::protocol:
+            return "protocol";
+        case LockError::Kind::io:
+            return "io";
     }
     return "io";
 }
@@ -303,7 +301,7 @@ std::chrono::milliseconds millis(double s) {
 // the lock's TTL in seconds, as in the seed; entering waits up to `wait` seconds
 // (default: the TTL) and keeps the lock renewed while the block runs.
 class PyLock {
-public:
+  public:
     PyLock(const std::string& name, double timeout, std::optional<double> wait, bool renew,
            std::optional<std::string> host, std::optional<int> port,
            std::optional<std::string> password, std::optional<int> db)
@@ -351,9 +349,8 @@ public:
 
     const DistributedLock& lock() const noexcept { return lock_; }
 
-private:
-    static RedisEndpoint endpoint(const std::optional<std::string>& host,
-                                  std::optional<int> port,
+  private:
+    static RedisEndpoint endpoint(const std::optional<std::string>& host, std::optional<int> port,
                                   const std::optional<std::string>& password,
                                   std::optional<int> db) {
         RedisEndpoint e = RedisEndpoint::from_env();
@@ -382,10 +379,14 @@ private:
 
 const char* loss_name(LossReason r) {
     switch (r) {
-        case LossReason::none: return "none";
-        case LossReason::gone: return "gone";
-        case LossReason::taken: return "taken";
-        case LossReason::unreachable: return "unreachable";
+        case LossReason::none:
+            return "none";
+        case LossReason::gone:
+            return "gone";
+        case LossReason::taken:
+            return "taken";
+        case LossReason::unreachable:
+            return "unreachable";
     }
     return "none";
 }
@@ -408,8 +409,8 @@ void bind_lock(py::module_& m) {
     });
     py::class_<PyLock>(m, "DistributedLock")
         .def(py::init<const std::string&, double, std::optional<double>, bool,
-                      std::optional<std::string>, std::optional<int>,
-                      std::optional<std::string>, std::optional<int>>(),
+                      std::optional<std::string>, std::optional<int>, std::optional<std::string>,
+                      std::optional<int>>(),
              py::arg("name"), py::arg("timeout") = 30.0, py::kw_only(),
              py::arg("wait") = py::none(), py::arg("renew") = true, py::arg("host") = py::none(),
              py::arg("port") = py::none(), py::arg("password") = py::none(),
@@ -499,7 +500,7 @@ PYBIND11_MODULE(_native, m) {
             d["revision"] = h.revision;
             d["heartbeat_age"] = static_cast<double>(h.heartbeat_age.count()) / 1e9;
             d["writer_alive"] = h.writer_alive;
-            d["source_state"] = yp::state_name(h.source_state);
+            d["source_state"] = std::string(yuxi::config::to_string(h.source_state));
             d["source_state_age"] = static_cast<double>(h.source_state_age.count()) / 1e9;
             d["entries"] = h.entries;
             d["segment_bytes"] = h.segment_bytes;
@@ -516,8 +517,7 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("revision",
                                [](const yp::NativeSnapshot& s) { return s.snap.revision(); })
         .def("get", &yp::NativeSnapshot::get, py::arg("key"), py::arg("metadata") = false)
-        .def("get_raw", &yp::NativeSnapshot::get_raw, py::arg("key"),
-             py::arg("metadata") = false)
+        .def("get_raw", &yp::NativeSnapshot::get_raw, py::arg("key"), py::arg("metadata") = false)
         .def("keys", &yp::NativeSnapshot::keys, py::arg("prefix") = "",
              py::arg("metadata") = false);
 }

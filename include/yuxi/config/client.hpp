@@ -51,7 +51,7 @@ namespace yuxi::config {
 // A value in the segment, read in place. It keeps the mapping it points into alive, so
 // the view stays valid however long it is held, whatever the agent does meanwhile.
 class Value {
-public:
+  public:
     Value() = default;
     Value(std::shared_ptr<const detail::Mapping> map, const detail::EntryRef& e) noexcept
         : map_(std::move(map)), data_(e.value), category_(e.category), revision_(e.revision()) {}
@@ -63,7 +63,7 @@ public:
     std::string_view category() const noexcept { return category_; }
     std::uint64_t revision() const noexcept { return revision_; }  // that last wrote it
 
-private:
+  private:
     std::shared_ptr<const detail::Mapping> map_;
     std::string_view data_;
     std::string_view category_;
@@ -114,19 +114,18 @@ struct EntryInfo {
 // the state of that revision, however the segment changes meanwhile. Cheap to take (one
 // reference count and a few loads); holds its mapping alive while it lives.
 class Snapshot {
-public:
+  public:
     Snapshot(std::shared_ptr<const detail::Mapping> map, std::uint64_t revision) noexcept
         : map_(std::move(map)), revision_(revision) {}
 
     std::uint64_t revision() const noexcept { return revision_; }
 
-    std::optional<std::string> get(std::string_view key,
-                                   Namespace ns = Namespace::config) const {
+    std::optional<std::string> get(std::string_view key, Namespace ns = Namespace::config) const {
         const auto r = lookup(ns, key);
-        if (!r) {
+        if (r.status != detail::SegmentView::Status::found) {
             return std::nullopt;
         }
-        return std::string(r->value);
+        return std::optional<std::string>(std::in_place, r.entry.value);
     }
 
     std::optional<std::string> metadata(std::string_view name) const {
@@ -135,10 +134,10 @@ public:
 
     std::optional<Value> view(std::string_view key, Namespace ns = Namespace::config) const {
         const auto r = lookup(ns, key);
-        if (!r) {
+        if (r.status != detail::SegmentView::Status::found) {
             return std::nullopt;
         }
-        return Value(map_, *r);
+        return std::optional<Value>(std::in_place, map_, r.entry);
     }
 
     // Calls fn(EntryInfo) for every live entry of `ns` whose key starts with `prefix`,
@@ -169,18 +168,19 @@ public:
         return ok;
     }
 
-private:
-    std::optional<detail::EntryRef> lookup(Namespace ns, std::string_view key) const noexcept {
+  private:
+    // The entry of `key` at this snapshot's revision; `found` only if it is live.
+    detail::SegmentView::Lookup lookup(Namespace ns, std::string_view key) const noexcept {
         const detail::SegmentView& v = map_->view();
         const auto newest = v.find_newest(ns, key, detail::key_hash(ns, key));
         if (newest.status != detail::SegmentView::Status::found) {
-            return std::nullopt;
+            return newest;
         }
-        const auto r = v.at_revision(newest.entry, revision_);
-        if (r.status != detail::SegmentView::Status::found || r.entry.tombstone()) {
-            return std::nullopt;
+        auto r = v.at_revision(newest.entry, revision_);
+        if (r.status == detail::SegmentView::Status::found && r.entry.tombstone()) {
+            r.status = detail::SegmentView::Status::not_found;
         }
-        return r.entry;
+        return r;
     }
 
     std::shared_ptr<const detail::Mapping> map_;
@@ -195,7 +195,7 @@ struct ClientState {
     std::uint64_t id = 0;  // unique per state, never reused: keys the thread caches
     std::atomic<std::uint64_t> generation{0};
     std::mutex mu;
-    std::shared_ptr<const Mapping> current;  // guarded by mu
+    std::shared_ptr<const Mapping> current;       // guarded by mu
     std::atomic<std::uint64_t> next_remap_ns{0};  // rate-limits failed remaps
 };
 
@@ -217,7 +217,7 @@ inline thread_local std::array<ThreadSlot, 4> thread_slots;
 }  // namespace detail
 
 class Client {
-public:
+  public:
     // Opens segment `name` (empty: $YUXI_CONFIG_SEGMENT, else "yuxi-config").
     // Throws SegmentError if it is absent, unreadable, corrupt or of another layout.
     [[nodiscard]] static Client open(std::string_view name = {}) {
@@ -231,14 +231,12 @@ public:
     const std::string& name() const noexcept { return state_->name; }
 
     // The JSON text of `key`, or nothing.
-    std::optional<std::string> get(std::string_view key,
-                                   Namespace ns = Namespace::config) const {
-        const detail::Mapping& m = mapping();
-        const auto r = find(m.view(), ns, key);
-        if (!r) {
+    std::optional<std::string> get(std::string_view key, Namespace ns = Namespace::config) const {
+        const auto r = latched_find(mapping().view(), ns, key, detail::key_hash(ns, key));
+        if (!live(r)) {
             return std::nullopt;
         }
-        return std::string(r->value);
+        return std::optional<std::string>(std::in_place, r.entry.value);
     }
 
     // Copies the JSON text of `key` into `buffer`; allocates nothing.
@@ -262,35 +260,33 @@ public:
 
     // The value of `key` in place, without copying it.
     std::optional<Value> view(std::string_view key, Namespace ns = Namespace::config) const {
-        auto map = current();
-        const auto r = find(map->view(), ns, key);
-        if (!r) {
-            return std::nullopt;
+        const detail::ThreadSlot& slot = thread_slot();
+        const auto r = latched_find(slot.map->view(), ns, key, detail::key_hash(ns, key));
+        if (!live(r)) {
+            return std::nullopt;  // a miss costs no reference count
         }
-        return Value(std::move(map), *r);
+        return std::optional<Value>(std::in_place, slot.map, r.entry);
     }
 
     // The value unquoted if it is a JSON string; other JSON as text.
     std::optional<std::string> get_string(std::string_view key,
                                           Namespace ns = Namespace::config) const {
-        const detail::Mapping& m = mapping();
-        const auto r = find(m.view(), ns, key);
-        if (!r) {
+        const auto r = latched_find(mapping().view(), ns, key, detail::key_hash(ns, key));
+        if (!live(r)) {
             return std::nullopt;
         }
-        return detail::json_string_or_text(r->value);
+        return detail::json_string_or_text(r.entry.value);
     }
 
     // The value as T (bool, an integer, a floating point type or std::string), or
     // `fallback` if the key is absent or its JSON does not hold a T.
     template <class T>
     T get_or(std::string_view key, T fallback, Namespace ns = Namespace::config) const {
-        const detail::Mapping& m = mapping();
-        const auto r = find(m.view(), ns, key);
-        if (!r) {
+        const auto r = latched_find(mapping().view(), ns, key, detail::key_hash(ns, key));
+        if (!live(r)) {
             return fallback;
         }
-        return detail::json_as<T>(r->value).value_or(std::move(fallback));
+        return detail::json_as<T>(r.entry.value).value_or(std::move(fallback));
     }
 
     std::optional<std::string> metadata(std::string_view name) const {
@@ -339,7 +335,7 @@ public:
         return out;
     }
 
-private:
+  private:
     explicit Client(std::shared_ptr<detail::ClientState> state) : state_(std::move(state)) {}
 
     static constexpr int kMaxRetries = 1024;
@@ -360,13 +356,8 @@ private:
         return r;
     }
 
-    static std::optional<detail::EntryRef> find(const detail::SegmentView& v, Namespace ns,
-                                                std::string_view key) noexcept {
-        const auto r = latched_find(v, ns, key, detail::key_hash(ns, key));
-        if (r.status != detail::SegmentView::Status::found || r.entry.tombstone()) {
-            return std::nullopt;
-        }
-        return r.entry;
+    static bool live(const detail::SegmentView::Lookup& r) noexcept {
+        return r.status == detail::SegmentView::Status::found && !r.entry.tombstone();
     }
 
     static std::uint64_t latched_revision(const detail::SegmentView& v) noexcept {
@@ -383,9 +374,9 @@ private:
 
     template <class Done>
     bool wait_until(Done&& done, std::chrono::nanoseconds timeout) const {
-        const std::uint64_t deadline = detail::monotonic_ns() + static_cast<std::uint64_t>(
-                                                                    std::max<std::int64_t>(
-                                                                        timeout.count(), 0));
+        const std::uint64_t deadline =
+            detail::monotonic_ns() +
+            static_cast<std::uint64_t>(std::max<std::int64_t>(timeout.count(), 0));
         for (;;) {
             const detail::Mapping& m = mapping();
             const auto& h = m.view().header();
@@ -409,6 +400,16 @@ private:
     std::shared_ptr<const detail::Mapping> current() const noexcept { return thread_slot().map; }
 
     detail::ThreadSlot& thread_slot() const noexcept {
+        detail::ThreadSlot& first = detail::thread_slots[0];
+        if (first.id == state_->id &&
+            first.generation == state_->generation.load(std::memory_order_acquire) &&
+            !first.map->view().retired()) [[likely]] {
+            return first;
+        }
+        return thread_slot_slow();
+    }
+
+    [[gnu::noinline, gnu::cold]] detail::ThreadSlot& thread_slot_slow() const noexcept {
         detail::ThreadSlot& first = detail::thread_slots[0];
         detail::ThreadSlot& slot = first.id == state_->id ? first : claim_thread_slot();
         if (slot.generation != state_->generation.load(std::memory_order_acquire)) {
@@ -439,10 +440,22 @@ private:
         return slots[0];
     }
 
+    // Each thread's reference gets a control block of its own (the aliasing constructor
+    // over a per-thread holder), so that views taken by different threads count on
+    // different cache lines instead of all on the mapping's.
     void refresh(detail::ThreadSlot& slot) const noexcept {
-        std::lock_guard<std::mutex> lock(state_->mu);
-        slot.map = state_->current;
-        slot.generation = state_->generation.load(std::memory_order_relaxed);
+        std::shared_ptr<const detail::Mapping> current;
+        {
+            std::lock_guard<std::mutex> lock(state_->mu);
+            current = state_->current;
+            slot.generation = state_->generation.load(std::memory_order_relaxed);
+        }
+        try {
+            auto holder = std::make_shared<std::shared_ptr<const detail::Mapping>>(current);
+            slot.map = std::shared_ptr<const detail::Mapping>(holder, current.get());
+        } catch (...) {
+            slot.map = std::move(current);  // out of memory: share the mapping's count
+        }
     }
 
     // Maps the segment now under the name. On failure keeps the retired mapping, which

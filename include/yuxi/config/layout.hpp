@@ -57,6 +57,22 @@ enum class SourceState : std::uint32_t {
     stopped = 4,   // the writer exited cleanly; the state is the last it published
 };
 
+constexpr std::string_view to_string(SourceState s) noexcept {
+    switch (s) {
+        case SourceState::starting:
+            return "starting";
+        case SourceState::ok:
+            return "ok";
+        case SourceState::degraded:
+            return "degraded";
+        case SourceState::stale:
+            return "stale";
+        case SourceState::stopped:
+            return "stopped";
+    }
+    return "unknown";
+}
+
 namespace layout {
 
 inline constexpr std::uint64_t kMagic = 0x3147464349585559ULL;  // "YUXICFG1", little endian
@@ -152,11 +168,10 @@ static_assert(std::atomic_ref<std::uint32_t>::is_always_lock_free);
 
 // Incompatible builds (different sizes or offsets) refuse to share a segment even when
 // someone forgot to bump kVersion.
-inline constexpr std::uint32_t kFingerprint =
-    static_cast<std::uint32_t>(sizeof(SegmentHeader) ^ (sizeof(CopyHeader) << 8) ^
-                               (sizeof(Slot) << 12) ^ (sizeof(EntryHeader) << 16) ^
-                               (offsetof(SegmentHeader, heartbeat_ns) << 20) ^
-                               (offsetof(EntryHeader, key_len) << 24));
+inline constexpr std::uint32_t kFingerprint = static_cast<std::uint32_t>(
+    sizeof(SegmentHeader) ^ (sizeof(CopyHeader) << 8) ^ (sizeof(Slot) << 12) ^
+    (sizeof(EntryHeader) << 16) ^ (offsetof(SegmentHeader, heartbeat_ns) << 20) ^
+    (offsetof(EntryHeader, key_len) << 24));
 
 constexpr std::uint64_t align_up(std::uint64_t n) noexcept {
     return (n + (kAlign - 1)) & ~static_cast<std::uint64_t>(kAlign - 1);

@@ -25,7 +25,7 @@ namespace yuxi::config {
 
 // Why a segment could not be opened. Lookups never throw; opening does.
 class SegmentError : public std::runtime_error {
-public:
+  public:
     enum class Kind {
         absent,        // no segment of that name: is the agent running?
         permission,    // the segment exists but this user may not read it
@@ -40,7 +40,7 @@ public:
 
     Kind kind() const noexcept { return kind_; }
 
-private:
+  private:
     Kind kind_;
 };
 
@@ -59,8 +59,8 @@ inline std::string segment_name(std::string_view name) {
 }
 
 inline void check_name(const std::string& name) {
-    if (name.empty() || name.size() > 200 || name.find('/') != std::string::npos ||
-        name == "." || name == "..") {
+    if (name.empty() || name.size() > 200 || name.find('/') != std::string::npos || name == "." ||
+        name == "..") {
         throw SegmentError(SegmentError::Kind::invalid_name,
                            "invalid segment name '" + name +
                                "': use 1-200 characters without '/' (it names a file in " +
@@ -68,11 +68,15 @@ inline void check_name(const std::string& name) {
     }
 }
 
-inline std::string segment_path(const std::string& name) { return std::string(kShmDir) + name; }
+inline std::string segment_path(const std::string& name) {
+    return std::string(kShmDir) + name;
+}
 
 // The writer holds an OFD write lock on this file while it lives; the kernel drops it
 // when the writer dies, so a reader can tell a live writer from a dead one.
-inline std::string lock_path(const std::string& name) { return segment_path(name) + ".lock"; }
+inline std::string lock_path(const std::string& name) {
+    return segment_path(name) + ".lock";
+}
 
 inline std::uint64_t monotonic_ns() noexcept {
     timespec ts{};
@@ -85,7 +89,7 @@ inline std::uint64_t monotonic_ns() noexcept {
 // live and a retired segment is never written again, so views into a mapping stay valid
 // for as long as the Mapping lives.
 class Mapping {
-public:
+  public:
     static std::shared_ptr<const Mapping> open(const std::string& name) {
         namespace bip = boost::interprocess;
         check_name(name);
@@ -96,8 +100,9 @@ public:
             bip::offset_t size = 0;
             if (!shm.get_size(size) || size <= 0) {
                 throw SegmentError(SegmentError::Kind::corrupt,
-                                   "segment '" + name + "' is empty: the agent did not finish "
-                                   "creating it; restart the agent");
+                                   "segment '" + name +
+                                       "' is empty: the agent did not finish "
+                                       "creating it; restart the agent");
             }
             m->region_ = bip::mapped_region(shm, bip::read_only, 0, static_cast<std::size_t>(size));
         } catch (const bip::interprocess_exception& e) {
@@ -106,9 +111,9 @@ public:
         std::string error;
         if (!m->view_.attach(m->region_.get_address(), m->region_.get_size(), error)) {
             const bool version = error.find("layout") != std::string::npos;
-            throw SegmentError(version ? SegmentError::Kind::incompatible
-                                       : SegmentError::Kind::corrupt,
-                               "segment '" + name + "': " + error);
+            throw SegmentError(
+                version ? SegmentError::Kind::incompatible : SegmentError::Kind::corrupt,
+                "segment '" + name + "': " + error);
         }
         return m;
     }
@@ -116,7 +121,7 @@ public:
     const SegmentView& view() const noexcept { return view_; }
     const std::string& name() const noexcept { return name_; }
 
-private:
+  private:
     Mapping() = default;
 
     static SegmentError translate(const std::string& name,

@@ -30,7 +30,7 @@ struct EntryRef {
 };
 
 class SegmentView {
-public:
+  public:
     enum class Status { found, not_found, corrupt };
 
     struct Lookup {
@@ -206,7 +206,7 @@ public:
         return true;
     }
 
-private:
+  private:
     static constexpr std::uint64_t kEmpty = 0;
     static constexpr std::uint64_t kOther = 1;  // offsets are >= kHeaderSize, never 1
 

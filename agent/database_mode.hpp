@@ -1,0 +1,101 @@
+// Database mode (CONFIG_MODE=database): keeps the segment equal to PostgreSQL's
+// system_configs and global_metadata, on one libevent loop.
+//
+// The PostgreSQL source (postgres_source.hpp) reads; this file publishes. The first
+// snapshot creates the segment at the database's revision (a segment at revision R holds
+// exactly the database's state at R, DESIGN.md §3), each transaction of the log is then
+// applied as one batch at its last revision, and a resync (the log trimmed past what was
+// applied) publishes the difference between the segment and the new snapshot as one batch
+// at the snapshot's revision, so readers jump to it atomically and keep their mapping. If
+// the database is behind the segment (restored from a backup, or another database), the
+// snapshot replaces the segment, and readers remap.
+//
+// Values are the text PostgreSQL's jsonb::text gives: that is the canonical JSON of
+// database mode. A value over --max-value-bytes is refused: the key keeps what it had
+// (or stays absent), the refusal is logged with the key and the size (never the value),
+// counted, and the rest of the batch is applied.
+//
+// Source state (what readers see in Health):
+//   starting  nothing published yet (the segment is not touched before the first snapshot:
+//             a previous agent's segment keeps serving, its writer seen as dead)
+//   ok        connected, caught up, every value published
+//   stale     the connection is lost (reconnecting with backoff), or a value is refused;
+//             readers keep the last good values
+//   stopped   after SIGTERM; the segment stays readable
+// The agent is ready (ready()) once the first snapshot is published.
+#pragma once
+
+#include <event2/event.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+
+#include "options.hpp"
+#include "postgres_source.hpp"
+#include "segment_writer.hpp"
+
+namespace yuxi::config::agent {
+
+class DatabaseMode final : private SourceSink {
+  public:
+    // Registers nothing yet; `base` must outlive this object.
+    DatabaseMode(const Options& options, event_base* base);
+    ~DatabaseMode() override;
+    DatabaseMode(const DatabaseMode&) = delete;
+    DatabaseMode& operator=(const DatabaseMode&) = delete;
+
+    // Checks the connection string (throws DatabaseUrlError: exit 2) and that no other
+    // agent writes the segment (throws WriterError: exit 1), then starts connecting and
+    // the heartbeat. Throws std::system_error if libevent fails.
+    void start();
+
+    // Catches up now (SIGHUP).
+    void wake();
+
+    // Marks the segment `stopped` and wakes its readers; closes the connection.
+    void stop() noexcept;
+
+    // A first snapshot is published.
+    bool ready() const noexcept { return writer_.has_value(); }
+    const DatabaseStats& stats() const noexcept { return stats_; }
+    ConnState connection_state() const noexcept { return source_.state(); }
+
+    // Non-zero once a fatal error (another agent took the segment) broke the loop.
+    int exit_code() const noexcept { return exit_code_; }
+
+  private:
+    struct EventFree {
+        void operator()(event* e) const noexcept { event_free(e); }
+    };
+    using EventPtr = std::unique_ptr<event, EventFree>;
+
+    bool publish_snapshot(DbSnapshot&& snapshot) override;
+    bool publish_transaction(LogTransaction&& tx) override;
+    void source_up(bool up) override;
+
+    static void on_tick(evutil_socket_t fd, short what, void* self);
+
+    // Keeps the last change of each key (unless `unique_keys` says each key comes once),
+    // and takes out (logs, counts, remembers) values over the limit.
+    std::vector<Change> admit(std::vector<Change>&& changes, std::uint64_t revision,
+                              bool unique_keys);
+    void note_rejected(const std::vector<Rejected>& rejected, std::uint64_t revision);
+    bool create_segment(const std::vector<Change>& entries, std::uint64_t revision);
+    void fatal(const std::string& message);
+    void update_state();
+
+    Options options_;
+    event_base* base_;
+    DatabaseStats stats_;
+    PostgresSource source_;
+    std::optional<SegmentWriter> writer_;
+    std::unordered_set<std::string> refused_;  // keys (namespace byte + key) not published
+    bool up_ = false;
+    SourceState last_state_ = SourceState::starting;
+    EventPtr tick_event_;
+    int exit_code_ = 0;
+};
+
+}  // namespace yuxi::config::agent
