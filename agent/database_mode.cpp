@@ -18,7 +18,9 @@ namespace {
 
 constexpr std::chrono::seconds kHeartbeat{1};
 
-const char* ns_name(Namespace ns) { return ns == Namespace::config ? "config" : "metadata"; }
+const char* ns_name(Namespace ns) {
+    return ns == Namespace::config ? "config" : "metadata";
+}
 
 // The identity of an entry as one string: the namespace byte, then the key.
 std::string entry_id(Namespace ns, std::string_view key) {
@@ -35,8 +37,7 @@ std::uint64_t realtime_ns() noexcept {
 }
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-        .count();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 PostgresSourceOptions source_options(const Options& o) {
@@ -306,8 +307,9 @@ void DatabaseMode::update_state() {
     if (state == SourceState::ok) {
         spdlog::info("source state: ok");
     } else if (!up_) {
-        spdlog::warn("source state: stale (PostgreSQL unreachable; readers keep revision {})",
-                     writer_->revision());
+        spdlog::warn(
+            "source state: stale (no working connection to PostgreSQL; readers keep revision {})",
+            writer_->revision());
     } else {
         spdlog::warn("source state: stale ({} key(s) refused; readers keep their last values)",
                      refused_.size());

@@ -64,7 +64,9 @@ void on_stop_signal(evutil_socket_t sig, short, void* arg) {
     event_base_loopbreak(loop->base);
 }
 
-void on_hup(evutil_socket_t, short, void* arg) { static_cast<Loop*>(arg)->on_hup(); }
+void on_hup(evutil_socket_t, short, void* arg) {
+    static_cast<Loop*>(arg)->on_hup();
+}
 
 struct EventBaseFree {
     void operator()(event_base* b) const noexcept { event_base_free(b); }

@@ -449,8 +449,7 @@ Options parse_options(std::span<const std::string_view> args, const EnvLookup& e
         const std::string_view v = trim(batch.values[0]);
         std::uint64_t n = 0;
         const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-        if (ec != std::errc() || end != v.data() + v.size() || n < 1 ||
-            n > kMaxCatchupBatchLimit) {
+        if (ec != std::errc() || end != v.data() + v.size() || n < 1 || n > kMaxCatchupBatchLimit) {
             throw OptionsError(batch.origin + ": '" + batch.values[0] +
                                "' is not a number of rows from 1 to " +
                                std::to_string(kMaxCatchupBatchLimit));

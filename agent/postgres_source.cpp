@@ -226,8 +226,8 @@ void check_conninfo(const std::string& conninfo, std::string_view redacted_url) 
                 const std::string_view p = ports.substr(0, ports.find(','));
                 unsigned n = 0;
                 const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), n);
-                if (!p.empty() && (ec != std::errc() || end != p.data() + p.size() || n == 0 ||
-                                   n > 65535)) {
+                if (!p.empty() &&
+                    (ec != std::errc() || end != p.data() + p.size() || n == 0 || n > 65535)) {
                     bad_port = std::string(p);
                 }
                 if (p.size() == ports.size()) {
@@ -261,8 +261,12 @@ void check_conninfo(const std::string& conninfo, std::string_view redacted_url) 
                            "' is not a valid PostgreSQL connection string: " + masked);
 }
 
-void PostgresSource::ConnDeleter::operator()(pg_conn* c) const noexcept { PQfinish(c); }
-void PostgresSource::ResultDeleter::operator()(pg_result* r) const noexcept { PQclear(r); }
+void PostgresSource::ConnDeleter::operator()(pg_conn* c) const noexcept {
+    PQfinish(c);
+}
+void PostgresSource::ResultDeleter::operator()(pg_result* r) const noexcept {
+    PQclear(r);
+}
 
 PostgresSource::PostgresSource(PostgresSourceOptions options, event_base* base, SourceSink& sink,
                                DatabaseStats& stats)
@@ -272,7 +276,9 @@ PostgresSource::PostgresSource(PostgresSourceOptions options, event_base* base, 
       stats_(stats),
       backoff_(options_.backoff_base, options_.backoff_cap) {}
 
-PostgresSource::~PostgresSource() { stop(); }
+PostgresSource::~PostgresSource() {
+    stop();
+}
 
 void PostgresSource::start() {
     reconnect_timer_.reset(evtimer_new(base_, &PostgresSource::on_reconnect_timer, this));
@@ -296,7 +302,9 @@ void PostgresSource::stop() noexcept {
     state_ = ConnState::idle;
 }
 
-void PostgresSource::wake() { wake_for(0, false); }
+void PostgresSource::wake() {
+    wake_for(0, false);
+}
 
 void PostgresSource::on_reconnect_timer(evutil_socket_t, short, void* self) {
     auto& me = *static_cast<PostgresSource*>(self);
@@ -344,8 +352,12 @@ void PostgresSource::connect() {
     state_ = ConnState::connecting;
     // Defaults first: the URL's own settings, expanded from "dbname", override them.
     // libpq ignores connect_timeout in non-blocking connects; the deadline timer is ours.
-    const char* keywords[] = {"keepalives",         "keepalives_idle", "keepalives_interval",
-                              "keepalives_count",   "tcp_user_timeout", "dbname",
+    const char* keywords[] = {"keepalives",
+                              "keepalives_idle",
+                              "keepalives_interval",
+                              "keepalives_count",
+                              "tcp_user_timeout",
+                              "dbname",
                               nullptr};
     const char* values[] = {"1", "10", "5", "3", "15000", options_.conninfo.c_str(), nullptr};
     conn_.reset(PQconnectStartParams(keywords, values, 1));
@@ -366,6 +378,10 @@ void PostgresSource::connect() {
 }
 
 void PostgresSource::continue_connect() {
+    // libpq may close the socket and open another (the next address or host), which can
+    // get the same descriptor number: register afresh after every step, as an event on a
+    // closed and reused descriptor would never fire.
+    io_.reset();
     switch (PQconnectPoll(conn_.get())) {
         case PGRES_POLLING_READING:
             watch(EV_READ | EV_PERSIST);
@@ -391,8 +407,9 @@ void PostgresSource::on_connected() {
         fail(DbError::connect, "connect", one_line(PQerrorMessage(conn_.get())));
         return;
     }
-    spdlog::info("connected to {} (PostgreSQL {}, backend pid {})", options_.redacted_url,
-                 PQserverVersion(conn_.get()), PQbackendPID(conn_.get()));
+    const int version = PQserverVersion(conn_.get());
+    spdlog::info("connected to {} (PostgreSQL {}.{}, backend pid {})", options_.redacted_url,
+                 version / 10000, version % 10000, PQbackendPID(conn_.get()));
     (void)send(ConnState::subscribing, "LISTEN",
                [this] { return PQsendQuery(conn_.get(), kSubscribeSql); });
 }
@@ -453,8 +470,8 @@ void PostgresSource::read_input() {
     if (!conn_) {
         return;
     }
-    const bool in_flight = state_ == ConnState::subscribing ||
-                           state_ == ConnState::snapshotting || state_ == ConnState::catching_up;
+    const bool in_flight = state_ == ConnState::subscribing || state_ == ConnState::snapshotting ||
+                           state_ == ConnState::catching_up;
     if (!in_flight) {
         if (PQstatus(conn_.get()) == CONNECTION_BAD) {
             fail(DbError::connection_lost, to_string(state_),
@@ -486,12 +503,15 @@ void PostgresSource::drain_notifications() {
         if (ours) {
             ++stats_.notifications;
             if (!known) {
-                ++stats_.bad_notifications;
-                // The payload is not ours to trust or to print in full: its length only.
-                spdlog::warn(
-                    "notification on {} with a payload that is not a revision ({} bytes); "
-                    "treated as a plain wake-up",
-                    kChannel, n->extra != nullptr ? std::string_view(n->extra).size() : 0);
+                // The payload is not ours to trust or to print: its length only. A flood
+                // of them is logged sparingly (the counter has them all).
+                const std::uint64_t bad = ++stats_.bad_notifications;
+                if (bad <= 10 || bad % 1000 == 0) {
+                    spdlog::warn(
+                        "notification on {} with a payload that is not a revision ({} bytes; "
+                        "{} so far); treated as a plain wake-up",
+                        kChannel, n->extra != nullptr ? std::string_view(n->extra).size() : 0, bad);
+                }
             }
         }
         PQfreemem(n);
@@ -509,9 +529,9 @@ void PostgresSource::wake_for(std::uint64_t revision, bool known) {
         if (revision <= fetched_) {
             return;  // already read: an echo of a burst we caught up with
         }
-        wanted_ = std::max(wanted_, revision);
+        announced_ = std::max(announced_, revision);
     } else {
-        wanted_unknown_ = true;
+        announced_unknown_ = true;
     }
     if (state_ == ConnState::ready) {
         start_catchup();
@@ -635,13 +655,17 @@ void PostgresSource::handle_snapshot() {
 }
 
 void PostgresSource::start_catchup() {
-    wanted_unknown_ = false;
+    // Whatever was announced before this query is sent, it reads; only later
+    // announcements can call for another round (so a bogus revision costs one, not a loop).
+    announced_ = 0;
+    announced_unknown_ = false;
+    catchup_from_ = fetched_;
     const std::string after = std::to_string(fetched_);
-    const std::string limit = std::to_string(std::max<std::uint32_t>(options_.max_catchup_batch, 1));
+    const std::string limit =
+        std::to_string(std::max<std::uint32_t>(options_.max_catchup_batch, 1));
     (void)send(ConnState::catching_up, "catch-up", [this, &after, &limit] {
         const char* params[] = {after.c_str(), limit.c_str()};
-        return PQsendQueryPrepared(conn_.get(), kCatchupStatement, 2, params, nullptr, nullptr,
-                                   0);
+        return PQsendQueryPrepared(conn_.get(), kCatchupStatement, 2, params, nullptr, nullptr, 0);
     });
 }
 
@@ -748,7 +772,9 @@ void PostgresSource::handle_catchup() {
             return;
         }
     }
-    if (page_full || wanted_unknown_ || wanted_ > fetched_) {
+    spdlog::debug("catch-up after revision {}: {} log rows{}", catchup_from_, rows,
+                  page_full ? " (a full page: more follow)" : "");
+    if (page_full || announced_unknown_ || announced_ > fetched_) {
         start_catchup();
         return;
     }

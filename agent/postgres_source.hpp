@@ -88,14 +88,14 @@ std::string_view to_string(DbError kind) noexcept;
 
 // Counters of database mode; the later metrics issue exports them.
 struct DatabaseStats {
-    std::uint64_t connects = 0;           // connections that got to LISTEN
-    std::uint64_t reconnects = 0;         // connection attempts after the first
-    std::uint64_t snapshots = 0;          // full loads published (the first, then resyncs)
-    std::uint64_t resyncs = 0;            // full loads after the first (log trimmed, DB behind)
-    std::uint64_t notifications = 0;      // NOTIFY yuxi_config received
-    std::uint64_t bad_notifications = 0;  // payload not a revision: a plain wake-up
-    std::uint64_t catchups = 0;           // catch-up queries completed
-    std::uint64_t safety_polls = 0;       // safety-poll timer firings
+    std::uint64_t connects = 0;              // connections that got to LISTEN
+    std::uint64_t reconnects = 0;            // connection attempts after the first
+    std::uint64_t snapshots = 0;             // full loads published (the first, then resyncs)
+    std::uint64_t resyncs = 0;               // full loads after the first (log trimmed, DB behind)
+    std::uint64_t notifications = 0;         // NOTIFY yuxi_config received
+    std::uint64_t bad_notifications = 0;     // payload not a revision: a plain wake-up
+    std::uint64_t catchups = 0;              // catch-up queries completed
+    std::uint64_t safety_polls = 0;          // safety-poll timer firings
     std::uint64_t transactions_applied = 0;  // batches published from the log
     std::uint64_t changes_applied = 0;       // log rows in them
     std::uint64_t refused_values = 0;        // changes the segment's limits refused
@@ -243,14 +243,17 @@ class PostgresSource {
     std::vector<ResultPtr> results_;  // of the query in flight
     std::chrono::steady_clock::time_point sent_at_{};
 
-    bool has_snapshot_ = false;   // a snapshot was published: catch-ups can follow
-    bool resync_needed_ = false;  // the next connection loads a snapshot
-    std::uint64_t applied_ = 0;   // last revision handed to the sink
-    std::uint64_t fetched_ = 0;   // last revision read (>= applied_: held rows)
-    std::vector<Row> held_;       // the start of a transaction cut by the page limit
-    std::uint64_t wanted_ = 0;    // highest revision a notification announced
-    bool wanted_unknown_ = false;  // a wake-up without a revision since the last catch-up
-    bool was_up_ = false;          // what source_up last said
+    bool has_snapshot_ = false;       // a snapshot was published: catch-ups can follow
+    bool resync_needed_ = false;      // the next connection loads a snapshot
+    std::uint64_t applied_ = 0;       // last revision handed to the sink
+    std::uint64_t fetched_ = 0;       // last revision read (>= applied_: held rows)
+    std::uint64_t catchup_from_ = 0;  // `fetched_` when the catch-up in flight was sent
+    std::vector<Row> held_;           // the start of a transaction cut by the page limit
+    // Wake-ups since the last catch-up was sent: the highest revision announced, and
+    // whether one came without a revision.
+    std::uint64_t announced_ = 0;
+    bool announced_unknown_ = false;
+    bool was_up_ = false;  // what source_up last said
 };
 
 }  // namespace yuxi::config::agent

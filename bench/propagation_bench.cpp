@@ -90,7 +90,8 @@ PGconn* connect_or_die(const std::string& conninfo) {
     if (PQstatus(c) != CONNECTION_OK) {
         die(std::string("cannot connect: ") + PQerrorMessage(c));
     }
-    PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        c, [](void*, const char*) {}, nullptr);
     return c;
 }
 
@@ -166,7 +167,7 @@ class AgentProcess {
   public:
     void start(const std::string& url, const std::string& segment, const fs::path& log,
                const std::string& level) {
-        std::vector<std::string> args = {YUXI_AGENT_BIN, "--mode", "database", "--segment",
+        std::vector<std::string> args = {YUXI_AGENT_BIN, "--mode",      "database", "--segment",
                                          segment,        "--log-level", level};
         std::vector<char*> argv;
         for (std::string& a : args) {
@@ -462,8 +463,9 @@ int main(int argc, char** argv) {
     for (const fs::path& f : files) {
         exec_or_die(writer, read_text(f));
     }
-    exec_or_die(writer, "INSERT INTO system_configs (key, value, category) VALUES ('bench', '0', "
-                        "'basic')");
+    exec_or_die(writer,
+                "INSERT INTO system_configs (key, value, category) VALUES ('bench', '0', "
+                "'basic')");
 
     std::printf("# propagation_bench: %s, %u hardware threads; PostgreSQL %s over loopback\n\n",
                 cpu_model().c_str(), std::thread::hardware_concurrency(),
@@ -490,8 +492,8 @@ int main(int argc, char** argv) {
         floor.listen(false);
 
         // Reads: a prepared SELECT over loopback against Client::get.
-        PGresult* r = PQprepare(writer, "get",
-                                "SELECT value FROM system_configs WHERE key = $1", 1, nullptr);
+        PGresult* r =
+            PQprepare(writer, "get", "SELECT value FROM system_configs WHERE key = $1", 1, nullptr);
         PQclear(r);
         std::vector<double> sel;
         const char* params[] = {"bench"};
@@ -541,23 +543,28 @@ int main(int argc, char** argv) {
 
     std::printf("## Reads of one key\n\n");
     std::printf("| path | latency |\n|---|---:|\n");
-    std::printf("| prepared `SELECT value FROM system_configs WHERE key = $1`, loopback | "
-                "p50 %.1f µs, mean %.1f µs |\n",
-                select_us_p50, select_us_mean);
+    std::printf(
+        "| prepared `SELECT value FROM system_configs WHERE key = $1`, loopback | "
+        "p50 %.1f µs, mean %.1f µs |\n",
+        select_us_p50, select_us_mean);
     std::printf("| `Client::get` (copy out of the segment) | %.1f ns |\n", get_ns);
     std::printf("\nratio (SELECT p50 / Client::get): %.0fx\n\n", select_us_p50 * 1000 / get_ns);
 
     // Start-up on `rows` rows.
-    exec_or_die(writer, "INSERT INTO system_configs (key, value, category) SELECT 'key_' || g, "
-                        "jsonb_build_object('n', g, 'name', 'value ' || g), 'basic' "
-                        "FROM generate_series(1, " +
-                            std::to_string(rows) + ") g");
+    exec_or_die(writer,
+                "INSERT INTO system_configs (key, value, category) SELECT 'key_' || g, "
+                "jsonb_build_object('n', g, 'name', 'value ' || g), 'basic' "
+                "FROM generate_series(1, " +
+                    std::to_string(rows) + ") g");
     exec_or_die(writer, "VACUUM ANALYZE system_configs");
     const std::uint64_t rev = std::stoull(scalar_or_die(
-        writer, "SELECT greatest(coalesce((SELECT max(revision) FROM yuxi_config_changes), 0), "
-                "coalesce((SELECT trimmed_through FROM yuxi_config_log_state), 0))"));
+        writer,
+        "SELECT greatest(coalesce((SELECT max(revision) FROM yuxi_config_changes), 0), "
+        "coalesce((SELECT trimmed_through FROM yuxi_config_log_state), 0))"));
     std::printf("## Start-up: a fresh agent on %d rows (ms)\n\n", rows + 1);
-    std::printf("| run | agent start to segment at the revision | agent: snapshot query | agent: publish |\n");
+    std::printf(
+        "| run | agent start to segment at the revision | agent: snapshot query | agent: publish "
+        "|\n");
     std::printf("|---:|---:|---:|---:|\n");
     for (int run = 0; run < startup_runs; ++run) {
         const std::string seg = segment + "-start" + std::to_string(run);
@@ -576,7 +583,8 @@ int main(int argc, char** argv) {
         for (int i = 0; i < 1000 && !std::regex_search(text = read_text(log), m, re); ++i) {
             std::this_thread::sleep_for(5ms);
         }
-        std::printf("| %d | %.0f | %s | %s |\n", run + 1, ms, m.size() > 1 ? m[1].str().c_str() : "?",
+        std::printf("| %d | %.0f | %s | %s |\n", run + 1, ms,
+                    m.size() > 1 ? m[1].str().c_str() : "?",
                     m.size() > 2 ? m[2].str().c_str() : "?");
         a.stop();
         unlink_segment(seg);

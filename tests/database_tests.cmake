@@ -1,7 +1,7 @@
-# Database mode (label `database`): the backoff as a unit test; the agent against a real
-# PostgreSQL (a fresh database per test on YUXI_TEST_DATABASE_URL's server; skipped
-# without it); and fault injection on a private PostgreSQL the fault test starts itself
-# (initdb as `postgres` when run as root; skipped without PostgreSQL's programs).
+# Database mode (label `database`): the agent against a real PostgreSQL (a fresh database
+# per test on YUXI_TEST_DATABASE_URL's server; skipped without it), and fault injection on
+# a private PostgreSQL the fault test starts itself (initdb as `postgres` when run as root;
+# skipped without PostgreSQL's programs). The backoff's unit test is labelled `agent`.
 if(TARGET yuxi-config-agent)
   find_package(PkgConfig REQUIRED)
   pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
@@ -9,7 +9,7 @@ if(TARGET yuxi-config-agent)
   add_executable(backoff_test unit/backoff_test.cpp)
   target_link_libraries(backoff_test PRIVATE yuxi_agent GTest::gtest_main)
   yuxi_config_warnings(backoff_test)
-  gtest_discover_tests(backoff_test PROPERTIES LABELS "agent;database" DISCOVERY_TIMEOUT 60)
+  gtest_discover_tests(backoff_test PROPERTIES LABELS agent DISCOVERY_TIMEOUT 60)
 
   foreach(source integration/database_mode_test fault/postgres_fault_test)
     get_filename_component(name ${source} NAME)

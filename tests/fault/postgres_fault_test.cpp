@@ -54,8 +54,9 @@ class PostgresFaultTest : public ::testing::Test {
         unlink_segment(segment_);
         db_ = std::make_unique<TestDatabase>(server_->url());
         pg_ = std::make_unique<Pg>(db_->url());
-        pg_->exec("INSERT INTO system_configs (key, value, category) VALUES "
-                  "('sentinel', '\"always here\"', 'basic')");
+        pg_->exec(
+            "INSERT INTO system_configs (key, value, category) VALUES "
+            "('sentinel', '\"always here\"', 'basic')");
     }
 
     void TearDown() override {
@@ -247,8 +248,9 @@ TEST_F(PostgresFaultTest, WritesWhileAgentStoppedOrKilled) {
     expect_converged(c, pg());
     Reader reader(segment_, "sentinel");
     ASSERT_EQ(agent_.stop().code, 0);
-    pg().exec("INSERT INTO system_configs (key, value) SELECT 'down_' || g, to_jsonb(g) "
-              "FROM generate_series(1, 50) g");
+    pg().exec(
+        "INSERT INTO system_configs (key, value) SELECT 'down_' || g, to_jsonb(g) "
+        "FROM generate_series(1, 50) g");
     pg().exec("DELETE FROM system_configs WHERE key = 'down_7'");
     start_agent();
     expect_converged(c, pg());

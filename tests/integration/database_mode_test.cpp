@@ -84,8 +84,9 @@ TEST_F(DatabaseModeTest, WritesPropagateWithCategoriesAndMetadata) {
     pg_->exec(
         "INSERT INTO system_configs (key, value, category) VALUES "
         "('embed_model', '\"siliconflow/BAAI/bge-m3\"', 'models'), ('top_k', '10', NULL)");
-    pg_->exec("INSERT INTO global_metadata (key, content) VALUES ('global_metadata', "
-              "'{\"databases\": {}}')");
+    pg_->exec(
+        "INSERT INTO global_metadata (key, content) VALUES ('global_metadata', "
+        "'{\"databases\": {}}')");
     start_agent();
     Client c = client();
     ASSERT_TRUE(c.wait_for_revision(db_revision(*pg_), 10s));
@@ -120,8 +121,9 @@ TEST_F(DatabaseModeTest, WritesPropagateWithCategoriesAndMetadata) {
     // Metadata: insert, update, delete.
     pg_->exec("INSERT INTO global_metadata (key, content) VALUES ('milvus', '{\"files\": {}}')");
     ASSERT_TRUE(until_published(c, [&] { return c.metadata("milvus").has_value(); }));
-    pg_->exec("UPDATE global_metadata SET content = '{\"files\": {\"f1\": {\"status\": "
-              "\"done\"}}}' WHERE key = 'milvus'");
+    pg_->exec(
+        "UPDATE global_metadata SET content = '{\"files\": {\"f1\": {\"status\": "
+        "\"done\"}}}' WHERE key = 'milvus'");
     ASSERT_TRUE(until_published(
         c, [&] { return c.metadata("milvus") == R"({"files": {"f1": {"status": "done"}}})"; }));
     EXPECT_EQ(c.view("milvus", Namespace::metadata)->category(), "");
@@ -205,24 +207,26 @@ TEST_F(DatabaseModeTest, ConcurrentWritersConvergeInOrder) {
                 std::string sql;
                 std::vector<std::string> params;
                 if (kind < 11) {
-                    sql = "INSERT INTO system_configs (key, value, category) VALUES ($1, $2::jsonb, "
-                          "$3) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, "
-                          "category = EXCLUDED.category";
+                    sql =
+                        "INSERT INTO system_configs (key, value, category) VALUES ($1, $2::jsonb, "
+                        "$3) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, "
+                        "category = EXCLUDED.category";
                     params = {key(), v, cat};
                 } else if (kind < 14) {
                     sql = "BEGIN; INSERT INTO system_configs (key, value, category) VALUES ('" +
                           key() + "', '" + v + "', '" + cat +
                           "') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value; "
                           "UPDATE system_configs SET value = '\"m" +
-                          v + "\"' WHERE key = '" + key() + "'; DELETE FROM system_configs WHERE key = '" +
-                          key() + "'; COMMIT";
+                          v + "\"' WHERE key = '" + key() +
+                          "'; DELETE FROM system_configs WHERE key = '" + key() + "'; COMMIT";
                 } else if (kind < 16) {
                     sql = "DELETE FROM system_configs WHERE key = $1";
                     params = {key()};
                 } else if (kind < 19) {
-                    sql = "INSERT INTO global_metadata (key, content) VALUES ($1, "
-                          "jsonb_build_object('v', $2::int)) ON CONFLICT (key) DO UPDATE SET "
-                          "content = EXCLUDED.content";
+                    sql =
+                        "INSERT INTO global_metadata (key, content) VALUES ($1, "
+                        "jsonb_build_object('v', $2::int)) ON CONFLICT (key) DO UPDATE SET "
+                        "content = EXCLUDED.content";
                     params = {"m" + std::to_string(rng() % 5), v};
                 } else {
                     sql = "BEGIN; INSERT INTO system_configs (key, value) VALUES ('" + key() +
@@ -265,7 +269,8 @@ TEST_F(DatabaseModeTest, ConcurrentWritersConvergeInOrder) {
     ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(published revision (\d+): snapshot)")));
     const std::uint64_t snapshot_rev = std::stoull(m[1]);
     std::vector<std::pair<std::uint64_t, std::uint64_t>> groups;
-    const std::regex applied(R"(published revision \d+: \d+ set, \d+ deleted \(log revisions (\d+)\.\.(\d+)\))");
+    const std::regex applied(
+        R"(published revision \d+: \d+ set, \d+ deleted \(log revisions (\d+)\.\.(\d+)\))");
     for (auto it = std::sregex_iterator(log.begin(), log.end(), applied);
          it != std::sregex_iterator(); ++it) {
         groups.emplace_back(std::stoull((*it)[1]), std::stoull((*it)[2]));
@@ -309,12 +314,13 @@ TEST_F(DatabaseModeTest, OneMebibyteMetadataDocument) {
     doc += "}}";
     pg_->exec("INSERT INTO global_metadata (key, content) VALUES ('global_metadata', $1)", {doc});
     ASSERT_TRUE(until_published(c, [&] { return c.metadata("global_metadata").has_value(); }));
-    const std::string want = pg_->scalar(
-        "SELECT content::text FROM global_metadata WHERE key = 'global_metadata'");
+    const std::string want =
+        pg_->scalar("SELECT content::text FROM global_metadata WHERE key = 'global_metadata'");
     EXPECT_GE(want.size(), 1u << 20);
     EXPECT_EQ(c.metadata("global_metadata"), want);
-    pg_->exec("UPDATE global_metadata SET content = content || '{\"v\": 2}' WHERE key = "
-              "'global_metadata'");
+    pg_->exec(
+        "UPDATE global_metadata SET content = content || '{\"v\": 2}' WHERE key = "
+        "'global_metadata'");
     expect_converged(c, *pg_);
 }
 
@@ -376,7 +382,8 @@ TEST_F(DatabaseModeTest, GarbageNotificationStillCatchesUp) {
         "VALUES ('config', 'silent', 'U', '1'); COMMIT");
     EXPECT_FALSE(c.wait_for_change(c.revision(), 300ms)) << "woken without a notification";
     pg_->exec("NOTIFY yuxi_config, 'garbage'");
-    ASSERT_TRUE(until_published(c, [&] { return c.get("silent") == "1"; }, 5s));
+    ASSERT_TRUE(until_published(
+        c, [&] { return c.get("silent") == "1"; }, 5s));
     EXPECT_TRUE(agent_.log_contains("not a revision"));
     EXPECT_FALSE(agent_.log_contains("garbage")) << "the payload is not to be logged";
     // An empty payload too.
@@ -385,7 +392,26 @@ TEST_F(DatabaseModeTest, GarbageNotificationStillCatchesUp) {
         "UPDATE system_configs SET value = '2' WHERE key = 'silent'; "
         "INSERT INTO yuxi_config_changes (namespace, key, op, new_value) "
         "VALUES ('config', 'silent', 'U', '2'); COMMIT; NOTIFY yuxi_config");
-    ASSERT_TRUE(until_published(c, [&] { return c.get("silent") == "2"; }, 5s));
+    ASSERT_TRUE(until_published(
+        c, [&] { return c.get("silent") == "2"; }, 5s));
+    expect_converged(c, *pg_);
+
+    // A revision far ahead of the log costs one catch-up, not a loop of them.
+    auto catchups = [&] {
+        const std::string log = agent_.log();
+        std::size_t n = 0;
+        for (auto p = log.find("catch-up after"); p != std::string::npos;
+             p = log.find("catch-up after", p + 1)) {
+            ++n;
+        }
+        return n;
+    };
+    const std::size_t before = catchups();
+    pg_->exec("NOTIFY yuxi_config, '999999999999'");
+    ASSERT_TRUE(eventually([&] { return catchups() > before; }, 5s));
+    std::this_thread::sleep_for(300ms);
+    EXPECT_LE(catchups(), before + 2);
+    pg_->exec("INSERT INTO system_configs (key, value) VALUES ('after_bogus', '3')");
     expect_converged(c, *pg_);
 }
 
@@ -400,9 +426,10 @@ TEST_F(DatabaseModeTest, ValueOverLimitIsRefusedTheRestApplied) {
     pg_->exec("BEGIN");
     pg_->exec("UPDATE system_configs SET value = to_jsonb($1::text) WHERE key = 'big'", {secret});
     pg_->exec("INSERT INTO system_configs (key, value) VALUES ('fine', '\"ok\"')");
-    pg_->exec("INSERT INTO global_metadata (key, content) VALUES ('huge', "
-              "jsonb_build_object('blob', $1::text))",
-              {secret});
+    pg_->exec(
+        "INSERT INTO global_metadata (key, content) VALUES ('huge', "
+        "jsonb_build_object('blob', $1::text))",
+        {secret});
     pg_->exec("COMMIT");
     ASSERT_TRUE(c.wait_for_revision(db_revision(*pg_), 10s));
     EXPECT_EQ(c.get_string("fine"), "ok");
@@ -425,8 +452,9 @@ TEST_F(DatabaseModeTest, ValueOverLimitIsRefusedTheRestApplied) {
 // trim watermark (the log is empty), and goes on from there.
 TEST_F(DatabaseModeTest, LogTrimmedWhileStoppedResyncs) {
     make_db();
-    pg_->exec("INSERT INTO system_configs (key, value) SELECT 'k' || g, to_jsonb(g) "
-              "FROM generate_series(1, 5) g");
+    pg_->exec(
+        "INSERT INTO system_configs (key, value) SELECT 'k' || g, to_jsonb(g) "
+        "FROM generate_series(1, 5) g");
     start_agent();
     {
         Client c = client();
@@ -452,8 +480,9 @@ TEST_F(DatabaseModeTest, LogTrimmedWhileStoppedResyncs) {
 // sees the watermark and resyncs in place, as one batch.
 TEST_F(DatabaseModeTest, LogTrimmedPastRunningAgentResyncs) {
     make_db();
-    pg_->exec("INSERT INTO system_configs (key, value) SELECT 'k' || g, to_jsonb(g) "
-              "FROM generate_series(1, 5) g");
+    pg_->exec(
+        "INSERT INTO system_configs (key, value) SELECT 'k' || g, to_jsonb(g) "
+        "FROM generate_series(1, 5) g");
     start_agent();
     Client c = client();
     expect_converged(c, *pg_);
@@ -481,11 +510,13 @@ TEST_F(DatabaseModeTest, SmallPagesKeepTransactionsWhole) {
     ASSERT_TRUE(c.wait_for_revision(db_revision(*pg_), 10s));
     const std::uint64_t start = c.revision();
     agent_.signal(SIGSTOP);
-    pg_->exec("INSERT INTO system_configs (key, value) SELECT 'a' || g, to_jsonb(g) "
-              "FROM generate_series(1, 5) g");  // one transaction of 5 rows
+    pg_->exec(
+        "INSERT INTO system_configs (key, value) SELECT 'a' || g, to_jsonb(g) "
+        "FROM generate_series(1, 5) g");  // one transaction of 5 rows
     pg_->exec("INSERT INTO system_configs (key, value) VALUES ('b', '1')");
-    pg_->exec("BEGIN; UPDATE system_configs SET value = '0' WHERE key IN ('a1', 'a2', 'a3'); "
-              "DELETE FROM system_configs WHERE key = 'b'; COMMIT");
+    pg_->exec(
+        "BEGIN; UPDATE system_configs SET value = '0' WHERE key IN ('a1', 'a2', 'a3'); "
+        "DELETE FROM system_configs WHERE key = 'b'; COMMIT");
     pg_->exec("INSERT INTO global_metadata (key, content) VALUES ('m', '{}')");
     agent_.signal(SIGCONT);
     expect_converged(c, *pg_);
@@ -496,9 +527,10 @@ TEST_F(DatabaseModeTest, SmallPagesKeepTransactionsWhole) {
          it != std::sregex_iterator(); ++it) {
         groups.emplace_back(std::stoull((*it)[1]), std::stoull((*it)[2]));
     }
-    const std::vector<std::pair<std::uint64_t, std::uint64_t>> want = {
-        {start + 1, start + 5}, {start + 6, start + 6}, {start + 7, start + 10},
-        {start + 11, start + 11}};
+    const std::vector<std::pair<std::uint64_t, std::uint64_t>> want = {{start + 1, start + 5},
+                                                                       {start + 6, start + 6},
+                                                                       {start + 7, start + 10},
+                                                                       {start + 11, start + 11}};
     EXPECT_EQ(groups, want);
 }
 
@@ -506,22 +538,27 @@ TEST_F(DatabaseModeTest, SmallPagesKeepTransactionsWhole) {
 // that the database is behind the segment and replaces the segment with its state.
 TEST_F(DatabaseModeTest, DatabaseBehindTheSegmentIsRepublished) {
     make_db();
-    pg_->exec("INSERT INTO system_configs (key, value) SELECT 'k' || g, to_jsonb(g) "
-              "FROM generate_series(1, 20) g");
+    pg_->exec(
+        "INSERT INTO system_configs (key, value) SELECT 'k' || g, to_jsonb(g) "
+        "FROM generate_series(1, 20) g");
     start_agent({"--safety-poll", "200ms"});
     Client c = client();
     expect_converged(c, *pg_);
-    pg_->exec("DROP TABLE system_configs, global_metadata, yuxi_config_changes, "
-              "yuxi_config_log_state CASCADE");
+    pg_->exec(
+        "DROP TABLE system_configs, global_metadata, yuxi_config_changes, "
+        "yuxi_config_log_state CASCADE");
     apply_schema(*pg_);
     pg_->exec("INSERT INTO system_configs (key, value) VALUES ('fresh', '1')");
-    ASSERT_TRUE(eventually([&] {
-        try {
-            return Client::open(segment_).get("fresh").has_value();
-        } catch (const SegmentError&) {
-            return false;
-        }
-    }, 20s)) << agent_.log();
+    ASSERT_TRUE(eventually(
+        [&] {
+            try {
+                return Client::open(segment_).get("fresh").has_value();
+            } catch (const SegmentError&) {
+                return false;
+            }
+        },
+        20s))
+        << agent_.log();
     Client again = Client::open(segment_);
     expect_converged(again, *pg_);
     EXPECT_EQ(again.revision(), 1u);
@@ -547,8 +584,9 @@ class BadUrlTest : public ::testing::TestWithParam<const char*> {};
 TEST_P(BadUrlTest, Exits2WithoutShowingThePassword) {
     const fs::path dir = temp_dir("badurl");
     Agent agent;
-    agent.spawn({}, {"CONFIG_MODE=database", std::string("DATABASE_URL=") + GetParam(),
-                     "YUXI_CONFIG_SEGMENT=" + unique_segment("badurl")},
+    agent.spawn({},
+                {"CONFIG_MODE=database", std::string("DATABASE_URL=") + GetParam(),
+                 "YUXI_CONFIG_SEGMENT=" + unique_segment("badurl")},
                 dir / "agent.log");
     const Exit e = agent.wait_exit();
     const std::string log = agent.log();

@@ -61,8 +61,7 @@ inline std::string read_text(const fs::path& p) {
 }
 
 // Polls `done` until it holds or `timeout` passes.
-inline bool eventually(const std::function<bool()>& done,
-                       std::chrono::milliseconds timeout = 10s) {
+inline bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!done()) {
         if (std::chrono::steady_clock::now() > deadline) {
@@ -119,7 +118,8 @@ class Pg {
             conn_ = nullptr;
             throw std::runtime_error("cannot connect: " + msg);
         }
-        PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+        PQsetNoticeProcessor(
+            conn_, [](void*, const char*) {}, nullptr);
     }
     ~Pg() { PQfinish(conn_); }
     Pg(const Pg&) = delete;
@@ -151,9 +151,8 @@ class Pg {
                     if (PQgetisnull(r, i, j) != 0) {
                         row.cells.emplace_back();
                     } else {
-                        row.cells.emplace_back(std::string(PQgetvalue(r, i, j),
-                                                           static_cast<std::size_t>(
-                                                               PQgetlength(r, i, j))));
+                        row.cells.emplace_back(std::string(
+                            PQgetvalue(r, i, j), static_cast<std::size_t>(PQgetlength(r, i, j))));
                     }
                 }
                 out.rows.push_back(std::move(row));
@@ -229,7 +228,9 @@ inline std::string make_url(const ConnFields& f, const std::string& dbname,
     return "postgresql://" + u + "@" + f.host + ":" + f.port + "/" + dbname;
 }
 
-inline std::string sql_dir() { return YUXI_SQL_DIR; }
+inline std::string sql_dir() {
+    return YUXI_SQL_DIR;
+}
 
 // Applies deploy/sql/*.sql in file-name order, each file as one PQexec, as the tests are
 // not to depend on `yuxi-configctl schema apply`.
@@ -329,8 +330,8 @@ inline void expect_converged(const Client& c, Pg& pg, std::chrono::milliseconds 
                 ADD_FAILURE() << "key '" << k << "' missing from the segment";
             } else if (it->second != v) {
                 ADD_FAILURE() << "key '" << k << "': segment " << it->second.first << " ["
-                              << it->second.second << "], database " << v.first << " ["
-                              << v.second << "]";
+                              << it->second.second << "], database " << v.first << " [" << v.second
+                              << "]";
             }
         }
         for (const auto& [k, v] : got) {

@@ -16,10 +16,10 @@ using std::chrono::seconds;
 
 TEST(BackoffTest, WindowDoublesUpToTheCap) {
     Backoff b(milliseconds(100), seconds(30), 1);
-    const milliseconds expected[] = {
-        milliseconds(100),  milliseconds(200),  milliseconds(400),   milliseconds(800),
-        milliseconds(1600), milliseconds(3200), milliseconds(6400),  milliseconds(12800),
-        milliseconds(25600), seconds(30),       seconds(30),         seconds(30)};
+    const milliseconds expected[] = {milliseconds(100),  milliseconds(200),   milliseconds(400),
+                                     milliseconds(800),  milliseconds(1600),  milliseconds(3200),
+                                     milliseconds(6400), milliseconds(12800), milliseconds(25600),
+                                     seconds(30),        seconds(30),         seconds(30)};
     for (const milliseconds want : expected) {
         EXPECT_EQ(b.ceiling(), want) << "after " << b.failures() << " failures";
         (void)b.next();

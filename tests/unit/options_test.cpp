@@ -230,8 +230,8 @@ TEST(OptionsTest, DatabaseModeNeedsAUsableUrl) {
         error_of({"--mode", "database", "--database-url", "mysql://alice:s3cr3t@h/db"});
     EXPECT_NE(e.find("--database-url"), std::string::npos) << e;
     EXPECT_EQ(e.find("s3cr3t"), std::string::npos) << e;
-    const std::string e2 = error_of({}, {{"CONFIG_MODE", "database"},
-                                         {"DATABASE_URL_SYNC", "redis://:s3cr3t@h/0"}});
+    const std::string e2 =
+        error_of({}, {{"CONFIG_MODE", "database"}, {"DATABASE_URL_SYNC", "redis://:s3cr3t@h/0"}});
     EXPECT_NE(e2.find("DATABASE_URL_SYNC"), std::string::npos) << e2;
     EXPECT_EQ(e2.find("s3cr3t"), std::string::npos) << e2;
 }
