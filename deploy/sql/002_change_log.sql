@@ -97,6 +97,22 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- Every statement that writes either table takes the lock before it locks any row. The
+-- row trigger alone would take it after the row lock, and two multi-row writers would
+-- deadlock (one holds the lock and waits for a row the other holds).
+CREATE OR REPLACE FUNCTION yuxi_config_lock_statement() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(yuxi_config_lock_key());
+    RETURN NULL;
+END $$;
+
+DROP TRIGGER IF EXISTS yuxi_config_lock ON system_configs;
+CREATE TRIGGER yuxi_config_lock BEFORE INSERT OR UPDATE OR DELETE ON system_configs
+    FOR EACH STATEMENT EXECUTE FUNCTION yuxi_config_lock_statement();
+DROP TRIGGER IF EXISTS yuxi_config_lock ON global_metadata;
+CREATE TRIGGER yuxi_config_lock BEFORE INSERT OR UPDATE OR DELETE ON global_metadata
+    FOR EACH STATEMENT EXECUTE FUNCTION yuxi_config_lock_statement();
+
 DROP TRIGGER IF EXISTS yuxi_config_log ON system_configs;
 CREATE TRIGGER yuxi_config_log AFTER INSERT OR UPDATE OR DELETE ON system_configs
     FOR EACH ROW EXECUTE FUNCTION yuxi_config_log_row();

@@ -3,9 +3,11 @@
 
 No container engine runs here, so the image is checked from both ends instead:
 
-* ldd on yuxi-config-agent and yuxi-configctl lists the shared libraries they load, and
-  dpkg -S maps each one to its Debian package. The runtime stage must install exactly
-  those packages, plus only the extras listed in JUSTIFIED_EXTRAS with their reason.
+* readelf -d names the shared libraries yuxi-config-agent and yuxi-configctl link
+  directly, ldd finds their files, and dpkg -S maps each one to its Debian package. The
+  runtime stage must install exactly those packages, plus only the extras listed in
+  JUSTIFIED_EXTRAS with their reason. (What those libraries load in turn, e.g. libpq's
+  libssl3, comes with their packages' dependencies.)
 * The build stage must install the -dev package that owns each library's link-time name
   (libfoo.so), except the toolchain's own (build-essential brings those).
 * Stages: debian:12 to build, debian:12-slim to run. The runtime stage runs as a numeric
@@ -35,7 +37,7 @@ BINARIES = ("yuxi-config-agent", "yuxi-configctl")
 # from them. Each needs a reason; anything else extra is an error.
 JUSTIFIED_EXTRAS = {
     "libpq5": "database mode (DESIGN.md §1: libpq, non-blocking LISTEN/NOTIFY); "
-              "yuxi-configctl schema/migrate/set. Loaded once database mode is built.",
+              "yuxi-configctl schema/migrate/set.",
     "libhiredis0.14": "Redis fan-out, L2 snapshot and DistributedLock (DESIGN.md §4); "
                       "loaded once the Redis source is built.",
     "ca-certificates": "CA bundle for libpq sslmode=verify-full against a managed "
@@ -96,7 +98,17 @@ def dpkg_owner(path):
     return None
 
 
+def direct_sonames(binary):
+    """The libraries the binary itself names (DT_NEEDED). What those load in turn comes
+    with their packages' own dependencies, so apt installs it without being listed."""
+    r = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise Fail(f"readelf -d {binary} failed: {r.stderr.strip()}")
+    return set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", r.stdout))
+
+
 def needed_libraries(binary):
+    needed = direct_sonames(binary)
     r = subprocess.run(["ldd", binary], capture_output=True, text=True)
     if r.returncode != 0:
         raise Fail(f"ldd {binary} failed: {r.stderr.strip()}")
@@ -105,6 +117,8 @@ def needed_libraries(binary):
         parts = line.split()
         if "=>" in parts:
             target = parts[parts.index("=>") + 1]
+            if parts[0] not in needed:
+                continue
             if target == "not":
                 raise Fail(f"{binary}: {parts[0]} not found (ldd: {line.strip()})")
             if target.startswith("/"):
@@ -363,7 +377,7 @@ def main():
     ap.add_argument("paths", nargs="+", help="BUILD_DIR, or the binaries")
     a = ap.parse_args()
 
-    for tool in ("ldd", "dpkg"):
+    for tool in ("ldd", "dpkg", "readelf"):
         if shutil.which(tool) is None:
             print(f"SKIP: {tool} is not installed", file=sys.stderr)
             return 77
