@@ -48,16 +48,21 @@ const char* kind_name(SegmentError::Kind kind) {
     return "system";
 }
 
-void raise_segment_error(const SegmentError& e) {
-    PyObject* exc = PyObject_CallFunction(segment_error_type, "s", e.what());
+// Raises `type(message)` with a `kind` attribute: the Python face of the C++ error kinds.
+void raise_with_kind(PyObject* type, const char* message, const char* kind) {
+    PyObject* exc = PyObject_CallFunction(type, "s", message);
     if (exc == nullptr) {
         return;
     }
-    PyObject* kind = PyUnicode_FromString(kind_name(e.kind()));
-    PyObject_SetAttrString(exc, "kind", kind);
-    Py_XDECREF(kind);
-    PyErr_SetObject(segment_error_type, exc);
+    PyObject* k = PyUnicode_FromString(kind);
+    PyObject_SetAttrString(exc, "kind", k);
+    Py_XDECREF(k);
+    PyErr_SetObject(type, exc);
     Py_DECREF(exc);
+}
+
+void raise_segment_error(const SegmentError& e) {
+    raise_with_kind(segment_error_type, e.what(), kind_name(e.kind()));
 }
 
 // A cached decoded value: `value` is the decoding of the entry written at `entry_rev`
@@ -267,30 +272,8 @@ struct NativeSnapshot {
 #ifdef YUXI_CONFIG_HAVE_LOCK
 PyObject* lock_error_type = nullptr;  // yuxi_config._native.LockError
 
-const char* lock_kind_name(LockError::Kind kind) {
-    switch (kind) {
-        case LockError::Kind::connect:
-            return "connect";
-        case LockError::Kind::auth:
-            return "auth";
-        case LockError::Kind::protocol:
-            return "protocol";
-        case LockError::Kind::io:
-            return "io";
-    }
-    return "io";
-}
-
 void raise_lock_error(const char* message, const char* kind) {
-    PyObject* exc = PyObject_CallFunction(lock_error_type, "s", message);
-    if (exc == nullptr) {
-        return;
-    }
-    PyObject* k = PyUnicode_FromString(kind);
-    PyObject_SetAttrString(exc, "kind", k);
-    Py_XDECREF(k);
-    PyErr_SetObject(lock_error_type, exc);
-    Py_DECREF(exc);
+    raise_with_kind(lock_error_type, message, kind);
 }
 
 std::chrono::milliseconds millis(double s) {
@@ -377,20 +360,6 @@ class PyLock {
     DistributedLock lock_;
 };
 
-const char* loss_name(LossReason r) {
-    switch (r) {
-        case LossReason::none:
-            return "none";
-        case LossReason::gone:
-            return "gone";
-        case LossReason::taken:
-            return "taken";
-        case LossReason::unreachable:
-            return "unreachable";
-    }
-    return "none";
-}
-
 void bind_lock(py::module_& m) {
     lock_error_type = PyErr_NewExceptionWithDoc(
         "yuxi_config._native.LockError",
@@ -404,7 +373,7 @@ void bind_lock(py::module_& m) {
                 std::rethrow_exception(p);
             }
         } catch (const LockError& e) {
-            raise_lock_error(e.what(), lock_kind_name(e.kind()));
+            raise_lock_error(e.what(), to_string(e.kind()));
         }
     });
     py::class_<PyLock>(m, "DistributedLock")
@@ -429,7 +398,7 @@ void bind_lock(py::module_& m) {
         .def_property_readonly("held", [](const PyLock& l) { return l.lock().held(); })
         .def_property_readonly("lost", [](const PyLock& l) { return l.lock().lost(); })
         .def_property_readonly("loss_reason",
-                               [](const PyLock& l) { return loss_name(l.lock().loss_reason()); })
+                               [](const PyLock& l) { return to_string(l.lock().loss_reason()); })
         .def_property_readonly("key", [](const PyLock& l) { return l.lock().key(); });
 }
 #endif
