@@ -2,6 +2,7 @@
 #include "options.hpp"
 
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -34,7 +35,7 @@ struct FlagSpec {
     Arity arity;
 };
 
-constexpr std::array<FlagSpec, 12> kFlags = {{
+constexpr std::array<FlagSpec, 26> kFlags = {{
     {"mode", "CONFIG_MODE", Arity::single},
     {"config-file", "YUXI_CONFIG_FILE", Arity::repeat},
     {"metadata", "YUXI_METADATA", Arity::repeat},
@@ -45,6 +46,20 @@ constexpr std::array<FlagSpec, 12> kFlags = {{
     {"database-url", "DATABASE_URL", Arity::single},  // falls back to DATABASE_URL_SYNC
     {"safety-poll", "YUXI_CONFIG_SAFETY_POLL", Arity::single},
     {"max-catchup-batch", "YUXI_CONFIG_MAX_CATCHUP_BATCH", Arity::single},
+    {"log-format", "LOG_FORMAT", Arity::single},
+    {"redis-host", "REDIS_HOST", Arity::single},
+    {"redis-port", "REDIS_PORT", Arity::single},
+    {"redis-password", "REDIS_PASSWORD", Arity::single},
+    {"redis-db", "REDIS_DB", Arity::single},
+    {"redis-replica-host", "REDIS_REPLICA_HOST", Arity::single},
+    {"redis-replica-port", "REDIS_REPLICA_PORT", Arity::single},
+    {"relay", "YUXI_CONFIG_RELAY", Arity::single},
+    {"relay-lease-ttl", "YUXI_CONFIG_RELAY_LEASE_TTL", Arity::single},
+    {"snapshot-ttl", "YUXI_CONFIG_SNAPSHOT_TTL", Arity::single},
+    {"stream-length", "YUXI_CONFIG_STREAM_LENGTH", Arity::single},
+    {"log-keep", "YUXI_CONFIG_LOG_KEEP", Arity::single},
+    {"serve-degraded", "YUXI_CONFIG_SERVE_DEGRADED", Arity::single},
+    {"pod-name", "POD_NAME", Arity::single},
     {"help", "", Arity::none},
     {"version", "", Arity::none},
 }};
@@ -142,6 +157,102 @@ bool valid_host_name(std::string_view host) {
     return std::all_of(host.begin(), host.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.';
     });
+}
+
+// A whole number from `min` to `max`; the error names where the value came from.
+std::uint64_t parse_number(const Setting& s, std::uint64_t min, std::uint64_t max) {
+    const std::string_view v = trim(s.values[0]);
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || end != v.data() + v.size() || n < min || n > max) {
+        throw OptionsError(s.origin + ": '" + s.values[0] + "' is not a number from " +
+                           std::to_string(min) + " to " + std::to_string(max));
+    }
+    return n;
+}
+
+bool parse_bool(const Setting& s) {
+    const std::string v = lower(trim(s.values[0]));
+    if (v == "1" || v == "true" || v == "yes" || v == "on") {
+        return true;
+    }
+    if (v == "0" || v == "false" || v == "no" || v == "off") {
+        return false;
+    }
+    throw OptionsError(s.origin + ": '" + s.values[0] + "' is not true or false");
+}
+
+std::string local_host_name() {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') {
+        return "unknown";
+    }
+    return name;
+}
+
+void parse_redis(const std::map<std::string_view, std::vector<std::string>>& flags,
+                 const EnvLookup& env, Options& o) {
+    const auto get = [&](std::string_view flag) { return resolve(*find_flag(flag), flags, env); };
+    if (const Setting host = get("redis-host"); !host.values.empty()) {
+        if (!valid_host_name(host.values[0])) {
+            throw OptionsError(host.origin + ": '" + host.values[0] + "' is not a host name");
+        }
+        o.redis.host = host.values[0];
+    }
+    if (const Setting port = get("redis-port"); !port.values.empty()) {
+        o.redis.port = static_cast<std::uint16_t>(parse_number(port, 1, 65535));
+    }
+    if (const Setting pw = get("redis-password"); !pw.values.empty()) {
+        o.redis.password = pw.values[0];
+    }
+    if (const Setting db = get("redis-db"); !db.values.empty()) {
+        o.redis.db = static_cast<std::uint32_t>(parse_number(db, 0, 1000000));
+    }
+    if (const Setting host = get("redis-replica-host"); !host.values.empty()) {
+        if (!valid_host_name(host.values[0])) {
+            throw OptionsError(host.origin + ": '" + host.values[0] + "' is not a host name");
+        }
+        o.redis.replica_host = host.values[0];
+    }
+    if (const Setting port = get("redis-replica-port"); !port.values.empty()) {
+        o.redis.replica_port = static_cast<std::uint16_t>(parse_number(port, 1, 65535));
+    }
+}
+
+void parse_relay(const std::map<std::string_view, std::vector<std::string>>& flags,
+                 const EnvLookup& env, Options& o) {
+    const auto get = [&](std::string_view flag) { return resolve(*find_flag(flag), flags, env); };
+    if (const Setting relay = get("relay"); !relay.values.empty()) {
+        const std::string v = lower(trim(relay.values[0]));
+        if (v == "auto") {
+            o.relay = RelayMode::automatic;
+        } else {
+            o.relay = parse_bool(relay) ? RelayMode::on : RelayMode::off;
+        }
+    }
+    if (const Setting ttl = get("relay-lease-ttl"); !ttl.values.empty()) {
+        o.relay_lease_ttl = parse_setting(ttl, ttl.values[0], parse_duration);
+        if (o.relay_lease_ttl < std::chrono::milliseconds(100)) {
+            throw OptionsError(ttl.origin + ": must be at least 100ms");
+        }
+    }
+    if (const Setting ttl = get("snapshot-ttl"); !ttl.values.empty()) {
+        o.snapshot_ttl = parse_setting(ttl, ttl.values[0], parse_duration);
+        if (o.snapshot_ttl < std::chrono::milliseconds(1000)) {
+            throw OptionsError(ttl.origin + ": must be at least 1s");
+        }
+    }
+    if (const Setting n = get("stream-length"); !n.values.empty()) {
+        o.stream_length = static_cast<std::uint32_t>(parse_number(n, 10, 100000000));
+    }
+    if (const Setting n = get("log-keep"); !n.values.empty()) {
+        o.log_keep = parse_number(n, 0, std::numeric_limits<std::int64_t>::max());
+    }
+    if (const Setting d = get("serve-degraded"); !d.values.empty()) {
+        o.serve_degraded = parse_bool(d);
+    }
+    const Setting pod = get("pod-name");
+    o.pod_name = pod.values.empty() ? local_host_name() : pod.values[0];
 }
 
 }  // namespace
@@ -288,6 +399,21 @@ std::chrono::milliseconds parse_duration(std::string_view text) {
     return std::chrono::milliseconds(static_cast<std::int64_t>(n * ms_per_unit));
 }
 
+LogFormat parse_log_format(std::string_view text) {
+    const std::string f = lower(trim(text));
+    if (f == "human" || f == "text") {
+        return LogFormat::human;
+    }
+    if (f == "json") {
+        return LogFormat::json;
+    }
+    throw OptionsError("'" + std::string(text) + "' is not a log format (human or json)");
+}
+
+std::string_view to_string(LogFormat format) noexcept {
+    return format == LogFormat::json ? "json" : "human";
+}
+
 std::string_view to_string(Mode mode) noexcept {
     switch (mode) {
         case Mode::file:
@@ -423,6 +549,11 @@ Options parse_options(std::span<const std::string_view> args, const EnvLookup& e
         o.log_level = parse_setting(level, level.values[0], parse_log_level);
     }
 
+    const Setting format = resolve(*find_flag("log-format"), flags, env);
+    if (!format.values.empty()) {
+        o.log_format = parse_setting(format, format.values[0], parse_log_format);
+    }
+
     Setting url = resolve(*find_flag("database-url"), flags, env);
     if (url.values.empty()) {
         // Yuxi-Know's deployments set one or both; the sync driver's URL works as well.
@@ -455,6 +586,12 @@ Options parse_options(std::span<const std::string_view> args, const EnvLookup& e
                                std::to_string(kMaxCatchupBatchLimit));
         }
         o.max_catchup_batch = static_cast<std::uint32_t>(n);
+    }
+
+    parse_redis(flags, env, o);
+    parse_relay(flags, env, o);
+    if (o.relay == RelayMode::on && o.mode == Mode::database && !o.redis.enabled()) {
+        throw OptionsError("--relay on needs Redis: set REDIS_HOST or give --redis-host");
     }
 
     if (o.mode == Mode::database) {
@@ -492,14 +629,16 @@ variable; a flag wins over its variable. See docs/configuration.md.
                             global_metadata=saves/knowledge_base_data/global_metadata.json
   --segment NAME            YUXI_CONFIG_SEGMENT: shared-memory segment name
                             (/dev/shm/NAME). Default: yuxi-config
-  --http HOST:PORT          YUXI_CONFIG_HTTP: address for probes and metrics. It is
-                            validated, but the HTTP server comes in a later release:
-                            nothing listens yet. Default: 127.0.0.1:9464
+  --http HOST:PORT          YUXI_CONFIG_HTTP: address for /healthz, /readyz and
+                            /metrics; port 0 turns the server off.
+                            Default: 127.0.0.1:9464
   --max-value-bytes SIZE    YUXI_CONFIG_MAX_VALUE_BYTES: largest value published
                             (bytes, or with K/M/G/KiB/MiB/GiB); larger values are
                             refused and logged. Default: 64MiB
   --log-level LEVEL         LOG_LEVEL: trace, debug, info, warn, error, critical,
                             off. Default: info
+  --log-format FORMAT       LOG_FORMAT: human, or json (one object per line).
+                            Default: human
   --database-url URL        DATABASE_URL, else DATABASE_URL_SYNC: PostgreSQL for
                             database mode (postgresql://, postgresql+asyncpg://
                             or host=... dbname=...). Required in database mode.
@@ -508,6 +647,29 @@ variable; a flag wins over its variable. See docs/configuration.md.
                             m, h; a bare number is seconds). Default: 30s
   --max-catchup-batch N     YUXI_CONFIG_MAX_CATCHUP_BATCH: change-log rows read
                             per catch-up query, 1 to 1000000. Default: 1000
+  --redis-host HOST         REDIS_HOST: Redis for the relay's fan-out, the L2
+                            snapshot and applied revisions. Default: none
+  --redis-port PORT         REDIS_PORT. Default: 6379
+  --redis-password PASS     REDIS_PASSWORD (AUTH; never logged). Default: none
+  --redis-db N              REDIS_DB. Default: 0
+  --redis-replica-host HOST REDIS_REPLICA_HOST: a replica followers subscribe to
+                            and read from. Default: none (the primary)
+  --redis-replica-port PORT REDIS_REPLICA_PORT. Default: 6379
+  --relay auto|on|off       YUXI_CONFIG_RELAY: compete for the relay lease (one
+                            agent listens to PostgreSQL, the rest follow Redis).
+                            Default: auto (on when Redis is configured)
+  --relay-lease-ttl DUR     YUXI_CONFIG_RELAY_LEASE_TTL: the lease's TTL; a dead
+                            relay is replaced within it. Default: 5s
+  --snapshot-ttl DURATION   YUXI_CONFIG_SNAPSHOT_TTL: TTL of the L2 snapshot.
+                            Default: 300s
+  --stream-length N         YUXI_CONFIG_STREAM_LENGTH: batches kept in the
+                            yuxi:config:log stream. Default: 10000
+  --log-keep N              YUXI_CONFIG_LOG_KEEP: the relay trims the PostgreSQL
+                            change log to the last N revisions. Default: 0 (never)
+  --serve-degraded BOOL     YUXI_CONFIG_SERVE_DEGRADED: ready while serving the L2
+                            snapshot with PostgreSQL away. Default: true
+  --pod-name NAME           POD_NAME: this agent's name in yuxi:config:agents.
+                            Default: the host name
   --help                    Print this text and exit.
   --version                 Print the version and exit.
 

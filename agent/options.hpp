@@ -26,6 +26,29 @@ enum class Mode {
 
 enum class LogLevel { trace, debug, info, warn, error, critical, off };
 
+enum class LogFormat {
+    human,  // one readable line per event
+    json,   // one JSON object per line (Fluentd, Elasticsearch)
+};
+
+// Whether a database-mode agent competes for the relay lease (DESIGN.md §4).
+enum class RelayMode {
+    automatic,  // on when both PostgreSQL and Redis are configured
+    on,
+    off,  // every agent listens to PostgreSQL itself; Redis only records applied revisions
+};
+
+// Redis, for the relay's fan-out, the L2 snapshot and the fleet's applied revisions.
+struct RedisSettings {
+    std::string host;  // empty: no Redis
+    std::uint16_t port = 6379;
+    std::string password;  // never logged
+    std::uint32_t db = 0;
+    std::string replica_host;  // empty: followers read the primary
+    std::uint16_t replica_port = 6379;
+    bool enabled() const noexcept { return !host.empty(); }
+};
+
 // One --metadata NAME=PATH: the whole JSON document at `path` becomes metadata entry `name`.
 struct MetadataFile {
     std::string name;
@@ -49,6 +72,9 @@ inline constexpr std::string_view kDefaultHttp = "127.0.0.1:9464";
 inline constexpr std::chrono::milliseconds kDefaultSafetyPoll{30000};
 inline constexpr std::uint32_t kDefaultMaxCatchupBatch = 1000;
 inline constexpr std::uint32_t kMaxCatchupBatchLimit = 1000000;
+inline constexpr std::chrono::milliseconds kDefaultSnapshotTtl{300000};
+inline constexpr std::chrono::milliseconds kDefaultRelayLeaseTtl{5000};
+inline constexpr std::uint32_t kDefaultStreamLength = 10000;
 
 struct Options {
     Mode mode = Mode::file;
@@ -58,12 +84,27 @@ struct Options {
     ListenAddress http;
     std::uint64_t max_value_bytes = kDefaultMaxValueBytes;
     LogLevel log_level = LogLevel::info;
+    LogFormat log_format = LogFormat::human;
     // Database mode. The URL as given (libpq URI, SQLAlchemy URL or keyword=value): log
     // it only through redact_database_url().
     std::string database_url;
     std::string database_url_origin;  // "--database-url", "DATABASE_URL", "DATABASE_URL_SYNC"
     std::chrono::milliseconds safety_poll = kDefaultSafetyPoll;
     std::uint32_t max_catchup_batch = kDefaultMaxCatchupBatch;
+    // Redis (database mode). The password is never logged.
+    RedisSettings redis;
+    RelayMode relay = RelayMode::automatic;
+    std::chrono::milliseconds relay_lease_ttl = kDefaultRelayLeaseTtl;
+    std::chrono::milliseconds snapshot_ttl = kDefaultSnapshotTtl;  // the L2 snapshot's TTL
+    std::uint32_t stream_length = kDefaultStreamLength;            // yuxi:config:log, approximate
+    std::uint64_t log_keep = 0;  // the relay trims the PostgreSQL log to this many; 0: never
+    bool serve_degraded = true;  // ready while serving the L2 snapshot without PostgreSQL
+    std::string pod_name;        // field in yuxi:config:agents: POD_NAME, else the host name
+
+    // The relay is on: database mode, Redis configured, and not --relay=off.
+    bool relay_enabled() const noexcept {
+        return mode == Mode::database && redis.enabled() && relay != RelayMode::off;
+    }
     bool help = false;     // --help: print usage, exit 0
     bool version = false;  // --version: print the version, exit 0
 };
@@ -90,11 +131,13 @@ std::optional<std::string> process_env(std::string_view name);
 // Bytes, with an optional suffix: K, KiB, M, MiB, G, GiB (all powers of 1024).
 [[nodiscard]] std::uint64_t parse_byte_size(std::string_view text);
 [[nodiscard]] LogLevel parse_log_level(std::string_view text);
+[[nodiscard]] LogFormat parse_log_format(std::string_view text);
 // A duration: a number with a unit ms, s, m or h (a bare number is seconds).
 [[nodiscard]] std::chrono::milliseconds parse_duration(std::string_view text);
 
 std::string_view to_string(Mode mode) noexcept;
 std::string_view to_string(LogLevel level) noexcept;
+std::string_view to_string(LogFormat format) noexcept;
 
 // The --help text.
 std::string usage(std::string_view program);
