@@ -117,10 +117,11 @@ TEST(OptionsTest, HelpAndVersion) {
     EXPECT_TRUE(parse({"--version"}).version);
     const std::string u = usage("yuxi-config-agent");
     for (const char* needle :
-         {"--mode", "CONFIG_MODE", "--config-file", "YUXI_CONFIG_FILE", "--metadata",
-          "YUXI_METADATA", "--segment", "YUXI_CONFIG_SEGMENT", "--http", "YUXI_CONFIG_HTTP",
-          "--max-value-bytes", "YUXI_CONFIG_MAX_VALUE_BYTES", "--log-level", "LOG_LEVEL",
-          "nothing listens yet"}) {
+         {"--mode",      "CONFIG_MODE",        "--config-file",     "YUXI_CONFIG_FILE",
+          "--metadata",  "YUXI_METADATA",      "--segment",         "YUXI_CONFIG_SEGMENT",
+          "--http",      "YUXI_CONFIG_HTTP",   "--max-value-bytes", "YUXI_CONFIG_MAX_VALUE_BYTES",
+          "--log-level", "LOG_LEVEL",          "--log-format",      "LOG_FORMAT",
+          "REDIS_HOST",  "REDIS_REPLICA_HOST", "YUXI_CONFIG_RELAY", "POD_NAME"}) {
         EXPECT_NE(u.find(needle), std::string::npos) << needle;
     }
     EXPECT_NE(version_text().find("yuxi-config-agent "), std::string::npos);
@@ -258,6 +259,42 @@ TEST(OptionsTest, CatchupBatch) {
                   std::string::npos)
             << bad;
     }
+}
+
+TEST(OptionsTest, RedisAndRelaySettings) {
+    const Options none = parse({"--mode", "database", "--database-url", "postgresql://h/db"});
+    EXPECT_FALSE(none.redis.enabled());
+    EXPECT_FALSE(none.relay_enabled());
+    EXPECT_FALSE(none.pod_name.empty());  // the host name
+
+    const Options o = parse({"--mode", "database", "--database-url", "postgresql://h/db",
+                             "--redis-port", "6380", "--redis-db", "2", "--log-format", "json"},
+                            {{"REDIS_HOST", "redis.local"},
+                             {"REDIS_PASSWORD", "s3cret"},
+                             {"POD_NAME", "api-7"},
+                             {"YUXI_CONFIG_SNAPSHOT_TTL", "60s"}});
+    EXPECT_EQ(o.redis.host, "redis.local");
+    EXPECT_EQ(o.redis.port, 6380);
+    EXPECT_EQ(o.redis.db, 2u);
+    EXPECT_EQ(o.redis.password, "s3cret");
+    EXPECT_EQ(o.pod_name, "api-7");
+    EXPECT_EQ(o.snapshot_ttl, std::chrono::seconds(60));
+    EXPECT_EQ(o.log_format, LogFormat::json);
+    EXPECT_TRUE(o.relay_enabled());
+
+    const Options off = parse({"--mode", "database", "--database-url", "postgresql://h/db",
+                               "--redis-host", "r", "--relay", "off"});
+    EXPECT_FALSE(off.relay_enabled());
+    EXPECT_TRUE(off.redis.enabled());
+
+    EXPECT_NE(error_of({"--redis-port", "0"}).find("--redis-port: '0' is not a number"),
+              std::string::npos);
+    EXPECT_NE(error_of({"--log-format", "xml"}).find("not a log format"), std::string::npos);
+    EXPECT_NE(error_of({"--serve-degraded", "maybe"}).find("not true or false"), std::string::npos);
+    EXPECT_NE(
+        error_of({"--mode", "database", "--database-url", "postgresql://h/db", "--relay", "on"})
+            .find("needs Redis"),
+        std::string::npos);
 }
 
 }  // namespace
