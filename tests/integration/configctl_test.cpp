@@ -528,12 +528,36 @@ TEST(ConfigctlErrors, BadUsageExitsTwo) {
               std::string::npos);
 }
 
-TEST(ConfigctlErrors, WriteCommandsNeedDatabaseMode) {
-    for (const char* cmd : {"set", "delete", "history", "rollback", "migrate", "schema"}) {
-        const Result r = ctl({cmd, "embed_model", "\"x\"", "--if-revision", "3"});
-        EXPECT_EQ(r.status, 2) << cmd;
+// The database commands (admin_*_test.cpp, label `admin`) say where the database comes
+// from when there is none, and bad usage is still exit 2 before any connection.
+TEST(ConfigctlErrors, DatabaseCommandsNeedADatabaseUrl) {
+    const std::vector<std::string> no_url = {"DATABASE_URL=", "DATABASE_URL_SYNC="};
+    for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+             {"set", "embed_model", "\"x\"", "--if-revision", "3"},
+             {"delete", "embed_model"},
+             {"history", "embed_model"},
+             {"rollback", "embed_model", "--to-revision", "3"},
+             {"schema", "apply"},
+             {"log", "status"}}) {
+        const Result r = ctl(args, no_url);
+        EXPECT_EQ(r.status, 2) << args[0];
         EXPECT_EQ(r.out, "");
-        EXPECT_NE(r.err.find("needs database mode"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("--database-url URL or set DATABASE_URL"), std::string::npos) << r.err;
+    }
+    for (const std::vector<std::string>& args :
+         std::vector<std::vector<std::string>>{{"schema", "embed_model"},
+                                               {"rollback", "embed_model"},
+                                               {"set", "embed_model"},
+                                               {"set", "k", "1", "--if-revision", "x"},
+                                               {"set", "k", "1", "--timeout", "3"},
+                                               {"log", "trim"},
+                                               {"migrate"},
+                                               {"migrate", "--metadata", "nopath"},
+                                               {"lock", "name"},
+                                               {"agents", "--stale-after", "soon"}}) {
+        const Result r = ctl(args, no_url);
+        EXPECT_EQ(r.status, 2) << args[0] << " " << args[1 % args.size()];
+        EXPECT_EQ(r.err.find("DATABASE_URL"), std::string::npos) << r.err;
     }
 }
 
