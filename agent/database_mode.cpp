@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -17,6 +18,8 @@ namespace yuxi::config::agent {
 namespace {
 
 constexpr std::chrono::seconds kHeartbeat{1};
+// How long PostgreSQL may stay silent at start before the L2 snapshot is tried.
+constexpr std::chrono::seconds kBootWait{2};
 
 const char* ns_name(Namespace ns) {
     return ns == Namespace::config ? "config" : "metadata";
@@ -75,7 +78,107 @@ void DatabaseMode::start() {
     spdlog::info("database mode: {} → segment '{}' (safety poll every {} ms, catch-up pages of {})",
                  redacted, options_.segment, options_.safety_poll.count(),
                  options_.max_catchup_batch);
-    source_.start();
+    if (!options_.redis.enabled()) {
+        pg_use_ = pg_applied_use_ = PgUse::listen;
+        source_.start();
+        return;
+    }
+    pg_use_ = PgUse::off;
+    pg_use_event_.reset(evtimer_new(base_, &DatabaseMode::on_pg_use, this));
+    boot_event_.reset(evtimer_new(base_, &DatabaseMode::on_boot_timer, this));
+    const timeval boot = {kBootWait.count(), 0};
+    if (!pg_use_event_ || !boot_event_ || event_add(boot_event_.get(), &boot) != 0) {
+        throw std::system_error(ENOMEM, std::generic_category(), "libevent: relay events");
+    }
+    relay_ = std::make_unique<Relay>(options_, base_, static_cast<RelayHost&>(*this));
+    relay_->set_metrics(metrics_);
+    relay_->start();
+}
+
+void DatabaseMode::use_postgres(PgUse use) {
+    pg_use_ = use;
+    // Never from inside the source's own callbacks: stopping it there would free the
+    // connection under the code that is reading it.
+    const timeval now{0, 0};
+    if (pg_use_event_) {
+        event_add(pg_use_event_.get(), &now);
+    }
+}
+
+void DatabaseMode::on_pg_use(evutil_socket_t, short, void* self) {
+    auto& me = *static_cast<DatabaseMode*>(self);
+    if (me.pg_use_ == me.pg_applied_use_) {
+        return;
+    }
+    me.pg_applied_use_ = me.pg_use_;
+    if (me.pg_use_ == PgUse::off) {
+        me.source_.stop();
+        me.up_ = false;
+        spdlog::info("PostgreSQL connection closed: Redis feeds this follower");
+    } else {
+        me.source_.resume_from(me.applied_revision(), me.pg_use_ == PgUse::listen);
+        me.source_.start();
+    }
+    me.update_state();
+}
+
+void DatabaseMode::on_boot_timer(evutil_socket_t, short, void* self) {
+    auto& me = *static_cast<DatabaseMode*>(self);
+    if (!me.writer_ && me.relay_) {
+        me.relay_->boot_from_l2();
+    }
+}
+
+std::uint64_t DatabaseMode::applied_revision() const {
+    return writer_ ? writer_->revision() : 0;
+}
+
+std::string_view DatabaseMode::state_name() const {
+    return to_string(last_state_);
+}
+
+std::vector<Change> DatabaseMode::published_entries() const {
+    std::vector<Change> out;
+    if (!writer_) {
+        return out;
+    }
+    out.reserve(writer_->live_entries());
+    writer_->for_each([&](const detail::EntryRef& e) {
+        out.push_back({e.ns(), std::string(e.key), std::string(e.value), std::string(e.category)});
+    });
+    return out;
+}
+
+bool DatabaseMode::load_snapshot(L2Snapshot&& snapshot, bool degraded) {
+    if (degraded && (writer_ || up_)) {
+        return false;  // PostgreSQL answered meanwhile
+    }
+    DbSnapshot s;
+    s.revision = snapshot.revision;
+    s.entries = std::move(snapshot.entries);
+    if (!publish_entries(std::move(s.entries), s.revision, s.query_time)) {
+        return false;
+    }
+    // Until PostgreSQL confirms it, this content is only as good as the snapshot: degraded
+    // whenever nothing feeds the segment (a follower fed by the relay is simply ok).
+    degraded_ = true;
+    if (degraded) {
+        spdlog::warn("serving the L2 snapshot at revision {} without PostgreSQL", s.revision);
+    }
+    update_state();
+    return true;
+}
+
+bool DatabaseMode::apply_batch(Batch&& batch) {
+    if (!writer_ || batch.prev != writer_->revision()) {
+        return false;
+    }
+    const bool ok = apply_changes(std::move(batch.entries), batch.revision, batch.commit_ns,
+                                  "relay " + std::to_string(batch.fence));
+    if (ok) {
+        update_state();
+    }
+    return ok;
 }
 
 void DatabaseMode::wake() {
@@ -84,6 +187,9 @@ void DatabaseMode::wake() {
 }
 
 void DatabaseMode::stop() noexcept {
+    if (relay_) {
+        relay_->stop();
+    }
     source_.stop();
     tick_event_.reset();
     if (writer_) {
@@ -99,6 +205,13 @@ void DatabaseMode::on_tick(evutil_socket_t, short, void* self) {
     auto& me = *static_cast<DatabaseMode*>(self);
     if (me.writer_) {
         me.writer_->heartbeat();
+        me.update_state();  // a follower's currency changes without a batch
+        if (me.metrics_ != nullptr) {
+            me.metrics_->heartbeat();
+        }
+    }
+    if (me.fed()) {
+        me.last_fed_ = std::chrono::steady_clock::now();
     }
 }
 
@@ -180,16 +293,34 @@ bool DatabaseMode::create_segment(const std::vector<Change>& entries, std::uint6
 }
 
 bool DatabaseMode::publish_snapshot(DbSnapshot&& snapshot) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const std::uint64_t prev = applied_revision();
     const std::uint64_t revision = snapshot.revision;
+    if (!publish_entries(std::move(snapshot.entries), revision, snapshot.query_time)) {
+        return false;
+    }
+    up_ = true;
+    if (degraded_) {
+        degraded_ = false;
+        spdlog::info("PostgreSQL answered: no longer degraded");
+    }
+    update_state();
+    if (relay_) {
+        relay_->resynced(revision, prev);
+    }
+    return true;
+}
+
+bool DatabaseMode::publish_entries(std::vector<Change>&& loaded, std::uint64_t revision,
+                                   std::chrono::nanoseconds query_time) {
+    const auto t0 = std::chrono::steady_clock::now();
     std::size_t configs = 0;
-    for (const Change& c : snapshot.entries) {
+    for (const Change& c : loaded) {
         configs += c.ns == Namespace::config ? 1 : 0;
     }
-    const std::size_t metadata = snapshot.entries.size() - configs;
+    const std::size_t metadata = loaded.size() - configs;
     refused_.clear();
     // A snapshot has each key once (the tables' UNIQUE constraints).
-    const std::vector<Change> entries = admit(std::move(snapshot.entries), revision, true);
+    const std::vector<Change> entries = admit(std::move(loaded), revision, true);
     try {
         if (!writer_) {
             const std::uint64_t existing = SegmentWriter::existing_revision(options_.segment);
@@ -240,17 +371,17 @@ bool DatabaseMode::publish_snapshot(DbSnapshot&& snapshot) {
         spdlog::error("cannot publish the snapshot at revision {}: {}", revision, e.what());
         return false;
     }
-    up_ = true;
-    update_state();
     writer_->heartbeat();
     writer_->notify();
+    if (relay_) {
+        relay_->revision_changed();
+    }
     stats_.applied_revision = revision;
     spdlog::info(
         "published revision {}: snapshot of {} config and {} metadata entries (query {:.1f} ms, "
         "publish {:.1f} ms){}",
-        revision, configs, metadata,
-        std::chrono::duration<double, std::milli>(snapshot.query_time).count(), ms_since(t0),
-        refused_.empty() ? "" : "; some keys refused");
+        revision, configs, metadata, std::chrono::duration<double, std::milli>(query_time).count(),
+        ms_since(t0), refused_.empty() ? "" : "; some keys refused");
     return true;
 }
 
@@ -258,39 +389,77 @@ bool DatabaseMode::publish_transaction(LogTransaction&& tx) {
     if (!writer_) {
         return false;  // the source sends transactions only after a snapshot
     }
-    const std::size_t logged = tx.changes.size();
-    const std::vector<Change> batch = admit(std::move(tx.changes), tx.last_revision, false);
+    std::optional<Batch> fan_out;
+    if (relay_ && relay_->leader()) {
+        fan_out = Batch{tx.last_revision, writer_->revision(), tx.commit_ns, 0, false, tx.changes};
+    }
+    const std::string origin = "log revisions " + std::to_string(tx.first_revision) + ".." +
+                               std::to_string(tx.last_revision);
+    if (!apply_changes(std::move(tx.changes), tx.last_revision, tx.commit_ns, origin)) {
+        return false;
+    }
+    if (fan_out) {
+        relay_->published(*fan_out);
+    }
+    update_state();
+    return true;
+}
+
+bool DatabaseMode::apply_changes(std::vector<Change>&& changes, std::uint64_t revision,
+                                 std::uint64_t commit_ns, const std::string& origin) {
+    const std::size_t logged = changes.size();
+    const std::vector<Change> batch = admit(std::move(changes), revision, false);
     ApplyResult result;
     try {
-        result = writer_->apply(batch, tx.last_revision, tx.commit_ns);
+        const auto t0 = std::chrono::steady_clock::now();
+        result = writer_->apply(batch, revision, commit_ns);
+        if (metrics_ != nullptr) {
+            metrics_->observe_apply(std::chrono::steady_clock::now() - t0);
+        }
     } catch (const std::exception& e) {
-        spdlog::error("cannot publish revision {}: {}; readers keep revision {}", tx.last_revision,
+        spdlog::error("cannot publish revision {}: {}; readers keep revision {}", revision,
                       e.what(), writer_->revision());
         return false;
     }
     writer_->notify();
+    if (relay_) {
+        relay_->revision_changed();
+    }
     const std::uint64_t now = realtime_ns();
-    stats_.last_commit_to_publish_ns = now > tx.commit_ns ? now - tx.commit_ns : 0;
+    stats_.last_commit_to_publish_ns = now > commit_ns && commit_ns > 0 ? now - commit_ns : 0;
+    if (metrics_ != nullptr) {
+        metrics_->count_updates_applied(result.applied);
+        if (commit_ns > 0) {
+            metrics_->observe_propagation(
+                std::chrono::nanoseconds(stats_.last_commit_to_publish_ns));
+        }
+    }
     ++stats_.transactions_applied;
     stats_.changes_applied += logged;
-    stats_.applied_revision = tx.last_revision;
-    note_rejected(result.rejected, tx.last_revision);
+    stats_.applied_revision = revision;
+    note_rejected(result.rejected, revision);
     std::size_t deletes = 0;
     for (const Change& c : batch) {
         deletes += c.value ? 0 : 1;
-        spdlog::debug("revision {}: {} {} '{}'", tx.last_revision, c.value ? "set" : "delete",
+        spdlog::debug("revision {}: {} {} '{}'", revision, c.value ? "set" : "delete",
                       ns_name(c.ns), c.key);
     }
-    spdlog::info("published revision {}: {} set, {} deleted (log revisions {}..{}){}",
-                 tx.last_revision, batch.size() - deletes, deletes, tx.first_revision,
-                 tx.last_revision, result.compacted ? " (segment compacted)" : "");
-    update_state();
+    spdlog::info("published revision {}: {} set, {} deleted ({}){}", revision,
+                 batch.size() - deletes, deletes, origin,
+                 result.compacted ? " (segment compacted)" : "");
     return true;
 }
 
 void DatabaseMode::source_up(bool up) {
     up_ = up;
+    if (up && degraded_) {
+        degraded_ = false;
+        spdlog::info("PostgreSQL answered: no longer degraded");
+    }
     update_state();
+    if (up && relay_) {
+        relay_->postgres_caught_up();
+    }
     if (writer_) {
         writer_->notify();
     }
@@ -300,22 +469,79 @@ void DatabaseMode::update_state() {
     if (!writer_) {
         return;
     }
-    const SourceState state = up_ && refused_.empty() ? SourceState::ok : SourceState::stale;
+    const bool is_fed = fed();
+    SourceState state = is_fed && refused_.empty() ? SourceState::ok : SourceState::stale;
+    if (!is_fed && degraded_) {
+        state = SourceState::degraded;
+    }
     if (state == last_state_) {
         return;
     }
     if (state == SourceState::ok) {
         spdlog::info("source state: ok");
-    } else if (!up_) {
+    } else if (state == SourceState::degraded) {
+        spdlog::warn("source state: degraded (serving the L2 snapshot at revision {})",
+                     writer_->revision());
+    } else if (!is_fed) {
         spdlog::warn(
-            "source state: stale (no working connection to PostgreSQL; readers keep revision {})",
-            writer_->revision());
+            "source state: stale (no working connection to PostgreSQL{}; readers keep revision "
+            "{})",
+            relay_ ? " or the relay" : "", writer_->revision());
     } else {
         spdlog::warn("source state: stale ({} key(s) refused; readers keep their last values)",
                      refused_.size());
     }
     last_state_ = state;
     writer_->set_source_state(state);
+}
+
+bool DatabaseMode::fed() const noexcept {
+    return up_ || (relay_ && relay_->follower_current());
+}
+
+// Readiness survives a refused value and a short outage (readers keep the last good
+// values, and the same fault would take every pod out); it fails once the segment has
+// gone unfed past the stale limit, as readers may then miss changes.
+ModeStatus DatabaseMode::status() const {
+    ModeStatus s;
+    s.source = "postgres";
+    s.source_up = up_;
+    s.state = last_state_;
+    const auto limit =
+        std::max<std::chrono::milliseconds>(options_.safety_poll * kStalePolls, kMinStaleLimit);
+    const auto unfed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - last_fed_);
+    s.ready = ready() && (last_state_ == SourceState::degraded || fed() || unfed <= limit);
+    if (!writer_) {
+        s.not_ready =
+            "no snapshot published yet (PostgreSQL: " + std::string(to_string(source_.state())) +
+            ")";
+    } else if (!ready()) {
+        s.not_ready = "serving the Redis L2 snapshot, and --serve-degraded is off";
+    } else if (!s.ready) {
+        s.not_ready = "no working connection to PostgreSQL for " +
+                      std::to_string(unfed.count() / 1000) + " s (limit " +
+                      std::to_string(limit.count() / 1000) + " s); serving revision " +
+                      std::to_string(writer_->revision());
+    }
+    if (writer_) {
+        s.published = true;
+        s.revision = writer_->revision();
+        s.entries = writer_->live_entries();
+        s.segment_bytes = writer_->segment_bytes();
+        const auto arena = writer_->arena_size();
+        s.fill_ratio = arena > 0
+                           ? static_cast<double>(writer_->arena_used()) / static_cast<double>(arena)
+                           : 0.0;
+    }
+    s.reconnects = stats_.reconnects;
+    s.resyncs = stats_.resyncs;
+    for (std::size_t k = 0; k < kDbErrorKinds; ++k) {
+        const auto kind = static_cast<DbError>(k);
+        s.errors.emplace_back(to_string(kind), stats_.error(kind));
+    }
+    s.errors.emplace_back("refused", stats_.refused_values);
+    return s;
 }
 
 }  // namespace yuxi::config::agent

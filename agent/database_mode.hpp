@@ -32,13 +32,15 @@
 #include <string>
 #include <unordered_set>
 
+#include "metrics.hpp"
 #include "options.hpp"
 #include "postgres_source.hpp"
+#include "relay.hpp"
 #include "segment_writer.hpp"
 
 namespace yuxi::config::agent {
 
-class DatabaseMode final : private SourceSink {
+class DatabaseMode final : private SourceSink, private RelayHost {
   public:
     // Registers nothing yet; `base` must outlive this object.
     DatabaseMode(const Options& options, event_base* base);
@@ -57,10 +59,24 @@ class DatabaseMode final : private SourceSink {
     // Marks the segment `stopped` and wakes its readers; closes the connection.
     void stop() noexcept;
 
-    // A first snapshot is published.
-    bool ready() const noexcept { return writer_.has_value(); }
+    // A first snapshot is published (and, unless --serve-degraded, it is not the L2
+    // snapshot of an agent that has not reached PostgreSQL yet).
+    bool ready() const noexcept {
+        return writer_.has_value() &&
+               !(last_state_ == SourceState::degraded && !options_.serve_degraded);
+    }
+    // The relay, when Redis is configured (else null).
+    const Relay* relay() const noexcept { return relay_.get(); }
     const DatabaseStats& stats() const noexcept { return stats_; }
     ConnState connection_state() const noexcept { return source_.state(); }
+
+    // Where to report applied batches and heartbeats; null (the default) reports nothing.
+    void set_metrics(Metrics* metrics) noexcept { metrics_ = metrics; }
+    // For /readyz and /metrics. Ready: ready(), and unless degraded, fed (by PostgreSQL or
+    // the relay) within the stale limit: kStalePolls safety polls, at least kMinStaleLimit.
+    ModeStatus status() const;
+    static constexpr int kStalePolls = 2;
+    static constexpr std::chrono::seconds kMinStaleLimit{1};
 
     // Non-zero once a fatal error (another agent took the segment) broke the loop.
     int exit_code() const noexcept { return exit_code_; }
@@ -74,6 +90,22 @@ class DatabaseMode final : private SourceSink {
     bool publish_snapshot(DbSnapshot&& snapshot) override;
     bool publish_transaction(LogTransaction&& tx) override;
     void source_up(bool up) override;
+
+    // RelayHost
+    std::uint64_t applied_revision() const override;
+    bool apply_batch(Batch&& batch) override;
+    bool load_snapshot(L2Snapshot&& snapshot, bool degraded) override;
+    std::vector<Change> published_entries() const override;
+    void use_postgres(PgUse use) override;
+    void trim_log(std::uint64_t keep) override { source_.trim_log(keep); }
+    std::string_view state_name() const override;
+
+    static void on_pg_use(evutil_socket_t fd, short what, void* self);
+    static void on_boot_timer(evutil_socket_t fd, short what, void* self);
+    bool publish_entries(std::vector<Change>&& entries, std::uint64_t revision,
+                         std::chrono::nanoseconds query_time);
+    bool apply_changes(std::vector<Change>&& changes, std::uint64_t revision,
+                       std::uint64_t commit_ns, const std::string& origin);
 
     static void on_tick(evutil_socket_t fd, short what, void* self);
 
@@ -96,6 +128,18 @@ class DatabaseMode final : private SourceSink {
     SourceState last_state_ = SourceState::starting;
     EventPtr tick_event_;
     int exit_code_ = 0;
+    Metrics* metrics_ = nullptr;
+    // When the segment was last fed (connected and caught up, or a current follower),
+    // checked every heartbeat.
+    std::chrono::steady_clock::time_point last_fed_ = std::chrono::steady_clock::now();
+    bool fed() const noexcept;
+    bool degraded_ =
+        false;  // the segment came from the L2 snapshot; PostgreSQL has not confirmed it
+    PgUse pg_use_ = PgUse::listen;  // what use_postgres() asked for
+    PgUse pg_applied_use_ = PgUse::off;
+    EventPtr pg_use_event_;  // applies pg_use_ outside the source's own callbacks
+    EventPtr boot_event_;    // PostgreSQL silent at start: try the L2 snapshot
+    std::unique_ptr<Relay> relay_;
 };
 
 }  // namespace yuxi::config::agent

@@ -72,6 +72,9 @@ void FileMode::start() {
                  published_.size());
     update_state(plan.refused.empty() && rejected.empty());
     writer_->heartbeat();
+    if (metrics_ != nullptr) {
+        metrics_->heartbeat();
+    }
     writer_->notify();
 
     inotify_event_.reset(
@@ -128,6 +131,9 @@ void FileMode::on_debounce(evutil_socket_t, short, void* self) {
 void FileMode::on_tick(evutil_socket_t, short, void* self) {
     auto& me = *static_cast<FileMode*>(self);
     me.writer_->heartbeat();
+    if (me.metrics_ != nullptr) {
+        me.metrics_->heartbeat();
+    }
     me.mark(me.watcher_.watch_missing());
     if (me.publish_failed_ && !me.debounce_armed_) {
         me.publish();
@@ -174,7 +180,12 @@ void FileMode::publish() {
     if (!plan.changes.empty()) {
         const std::uint64_t revision = writer_->revision() + 1;
         try {
+            const auto t0 = std::chrono::steady_clock::now();
             const ApplyResult result = writer_->apply(plan.changes, revision);
+            if (metrics_ != nullptr) {
+                metrics_->observe_apply(std::chrono::steady_clock::now() - t0);
+                metrics_->count_updates_applied(result.applied);
+            }
             for (const Rejected& r : result.rejected) {
                 ++source_.stats().refused_values;
                 spdlog::error("key '{}' refused by the segment: {}", r.key, r.reason);
@@ -229,6 +240,34 @@ void FileMode::update_state(bool all_published) {
         last_state_ = state;
     }
     writer_->set_source_state(state);
+}
+
+ModeStatus FileMode::status() const {
+    ModeStatus s;
+    s.source = "file";
+    s.source_up = source_.healthy();
+    s.state = last_state_;
+    // A bad edit leaves the agent ready: it serves the last good values (state `stale`),
+    // and the same edit reaches every pod, so failing readiness would take them all out.
+    s.ready = writer_.has_value();
+    if (writer_) {
+        s.published = true;
+        s.revision = writer_->revision();
+        s.entries = writer_->live_entries();
+        s.segment_bytes = writer_->segment_bytes();
+        const auto arena = writer_->arena_size();
+        s.fill_ratio = arena > 0
+                           ? static_cast<double>(writer_->arena_used()) / static_cast<double>(arena)
+                           : 0.0;
+    } else {
+        s.not_ready = "the files are not published yet";
+    }
+    const FileSourceStats& st = source_.stats();
+    s.errors = {{"syntax", st.syntax_errors},          {"conversion", st.conversion_errors},
+                {"missing", st.missing_files},         {"read", st.read_errors},
+                {"refused", st.refused_values},        {"publish", st.publish_errors},
+                {"watch_overflow", st.watch_overflows}};
+    return s;
 }
 
 }  // namespace yuxi::config::agent

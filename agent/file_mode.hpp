@@ -23,6 +23,7 @@
 
 #include "file_source.hpp"
 #include "inotify_watcher.hpp"
+#include "metrics.hpp"
 #include "options.hpp"
 #include "segment_writer.hpp"
 
@@ -51,6 +52,11 @@ class FileMode {
     void stop() noexcept;
 
     const FileSourceStats& stats() const noexcept { return source_.stats(); }
+
+    // Where to report applied batches and heartbeats; null (the default) reports nothing.
+    void set_metrics(Metrics* metrics) noexcept { metrics_ = metrics; }
+    // For /readyz and /metrics: ready once the files are published.
+    ModeStatus status() const;
 
   private:
     struct EventFree {
@@ -81,6 +87,7 @@ class FileMode {
     EventPtr inotify_event_;
     EventPtr debounce_event_;
     EventPtr tick_event_;
+    Metrics* metrics_ = nullptr;
 };
 
 }  // namespace yuxi::config::agent

@@ -1,6 +1,5 @@
 // yuxi-config-agent: flags, logging, signals and the event loop; the work is in the modes.
 #include <event2/event.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -14,6 +13,9 @@
 #include "database_mode.hpp"
 #include "database_url.hpp"
 #include "file_mode.hpp"
+#include "http_server.hpp"
+#include "logging.hpp"
+#include "metrics.hpp"
 #include "options.hpp"
 #include "segment_writer.hpp"
 
@@ -24,33 +26,40 @@ using namespace yuxi::config::agent;
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
 
-spdlog::level::level_enum to_spdlog(LogLevel l) {
-    switch (l) {
-        case LogLevel::trace:
-            return spdlog::level::trace;
-        case LogLevel::debug:
-            return spdlog::level::debug;
-        case LogLevel::info:
-            return spdlog::level::info;
-        case LogLevel::warn:
-            return spdlog::level::warn;
-        case LogLevel::error:
-            return spdlog::level::err;
-        case LogLevel::critical:
-            return spdlog::level::critical;
-        case LogLevel::off:
-            return spdlog::level::off;
+// The signals the loop handles. They stay blocked from the start of main until the loop's
+// handlers are registered, so that one sent during start-up is neither lost nor fatal: it
+// is delivered then, and the loop stops between two callbacks, never in the middle of a
+// segment write.
+sigset_t loop_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (const int sig : {SIGTERM, SIGINT, SIGHUP}) {
+        sigaddset(&set, sig);
     }
-    return spdlog::level::info;
+    return set;
 }
 
-void setup_logging(LogLevel level) {
-    auto logger = spdlog::stderr_color_st("yuxi-config-agent");
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
-    logger->set_level(to_spdlog(level));
-    // Every line reaches stderr at once: a supervisor (or a test) reads it while we run.
-    logger->flush_on(spdlog::level::trace);
-    spdlog::set_default_logger(std::move(logger));
+void block_loop_signals(bool block) {
+    const sigset_t set = loop_signals();
+    (void)::sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
+}
+
+// libevent's own warnings go to our log, so that a JSON log stays JSON.
+void on_libevent_log(int severity, const char* msg) {
+    switch (severity) {
+        case EVENT_LOG_DEBUG:
+            spdlog::debug("libevent: {}", msg);
+            break;
+        case EVENT_LOG_MSG:
+            spdlog::info("libevent: {}", msg);
+            break;
+        case EVENT_LOG_WARN:
+            spdlog::warn("libevent: {}", msg);
+            break;
+        default:
+            spdlog::error("libevent: {}", msg);
+            break;
+    }
 }
 
 struct Loop {
@@ -74,20 +83,41 @@ struct EventBaseFree {
 struct EventFree {
     void operator()(event* e) const noexcept { event_free(e); }
 };
+using EventPtr = std::unique_ptr<event, EventFree>;
 
-// Runs `mode` (FileMode or DatabaseMode) on `base` until a stop signal or a fatal error.
-template <class ModeT>
-int serve(event_base* base, ModeT& mode, Loop& loop) {
-    std::vector<std::unique_ptr<event, EventFree>> signals;
+// Registers the signal handlers on the loop, then lets the signals in.
+bool handle_signals(event_base* base, Loop& loop, std::vector<EventPtr>& events) {
     for (const int sig : {SIGTERM, SIGINT}) {
-        signals.emplace_back(evsignal_new(base, sig, on_stop_signal, &loop));
+        events.emplace_back(evsignal_new(base, sig, on_stop_signal, &loop));
     }
-    signals.emplace_back(evsignal_new(base, SIGHUP, on_hup, &loop));
-    for (const auto& ev : signals) {
+    events.emplace_back(evsignal_new(base, SIGHUP, on_hup, &loop));
+    for (const auto& ev : events) {
         if (!ev || event_add(ev.get(), nullptr) != 0) {
             spdlog::critical("libevent: cannot handle signals");
-            return kExitRuntime;
+            return false;
         }
+    }
+    block_loop_signals(false);
+    return true;
+}
+
+// Runs `mode` (FileMode or DatabaseMode) on `base`, with the HTTP server, until a stop
+// signal or a fatal error. The server listens before the mode starts, so that a bad
+// --http fails before the segment is touched.
+template <class ModeT>
+int serve(const Options& options, event_base* base, ModeT& mode, Loop& loop) {
+    Metrics metrics{std::string(agent_version())};
+    mode.set_metrics(&metrics);
+    HttpServer http(base, metrics, [&mode] { return mode.status(); });
+    std::vector<EventPtr> signals;
+    if (!handle_signals(base, loop, signals)) {
+        return kExitRuntime;
+    }
+    try {
+        http.start(options.http);
+    } catch (const HttpError& e) {
+        spdlog::critical("{}", e.what());
+        return kExitRuntime;
     }
     mode.start();
     if (event_base_dispatch(base) < 0) {
@@ -104,14 +134,14 @@ int run_file(const Options& options, event_base* base) {
     Loop loop{base, [&mode] { mode.reload_all(); }};
     spdlog::info("starting in file mode: segment '{}', {} config file(s), {} metadata file(s)",
                  options.segment, options.config_files.size(), options.metadata.size());
-    return serve(base, mode, loop);
+    return serve(options, base, mode, loop);
 }
 
 int run_database(const Options& options, event_base* base) {
     DatabaseMode mode(options, base);
     Loop loop{base, [&mode] { mode.wake(); }};
     try {
-        const int rc = serve(base, mode, loop);
+        const int rc = serve(options, base, mode, loop);
         return rc != 0 ? rc : mode.exit_code();
     } catch (const DatabaseUrlError& e) {
         spdlog::critical("{}", e.what());
@@ -123,6 +153,7 @@ int run_database(const Options& options, event_base* base) {
 }
 
 int run(const Options& options) {
+    event_set_log_callback(on_libevent_log);
     std::unique_ptr<event_base, EventBaseFree> base(event_base_new());
     if (!base) {
         spdlog::critical("libevent: cannot create the event loop");
@@ -135,6 +166,9 @@ int run(const Options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    block_loop_signals(true);
+    // A client that goes away mid-answer must cost an EPIPE, not the process.
+    (void)std::signal(SIGPIPE, SIG_IGN);
     const std::string_view program = argc > 0 ? argv[0] : "yuxi-config-agent";
     const std::vector<std::string_view> args(argv + (argc > 0 ? 1 : 0), argv + argc);
     Options options;
@@ -152,7 +186,7 @@ int main(int argc, char** argv) {
         std::puts(version_text().c_str());
         return 0;
     }
-    setup_logging(options.log_level);
+    setup_logging(options.log_level, options.log_format);
     try {
         return run(options);
     } catch (const std::exception& e) {

@@ -27,9 +27,7 @@ constexpr const char* kCatchupStatement = "yuxi_config_catchup";
 // scan under a LIMIT, in a plain UNION ALL (no join, no sort above it), so the plan stays
 // an index scan whatever the statistics, cached or not. JIT is off for the session: it
 // would cost milliseconds on queries that take microseconds.
-constexpr const char* kSubscribeSql =
-    "SET jit = off; "
-    "LISTEN yuxi_config; "
+constexpr const char* kCatchupPrepareSql =
     "PREPARE yuxi_config_catchup(bigint, integer) AS "
     "SELECT NULL::bigint AS revision, NULL::text AS namespace, NULL::text AS key, "
     "       NULL::text AS op, NULL::text AS value, NULL::text AS category, "
@@ -41,7 +39,13 @@ constexpr const char* kSubscribeSql =
     "        (extract(epoch FROM changed_at) * 1000000)::bigint, xmin::text, NULL, NULL "
     "   FROM yuxi_config_changes WHERE revision > $1 ORDER BY revision LIMIT $2)";
 
+const std::string kSubscribeSql =
+    std::string("SET jit = off; LISTEN yuxi_config; ") + kCatchupPrepareSql;
 constexpr std::size_t kSubscribeStatements = 3;
+// A poller (a relay's follower while Redis is away) must not LISTEN: N pods listening is
+// the load on every commit that the relay exists to avoid.
+const std::string kPollSetupSql = std::string("SET jit = off; ") + kCatchupPrepareSql;
+constexpr std::size_t kPollSetupStatements = 2;
 
 // One REPEATABLE READ transaction: the revision and both tables from one snapshot. The
 // trigger writes the log in the writer's transaction and revisions commit in order, so
@@ -186,6 +190,8 @@ std::string_view to_string(ConnState state) noexcept {
             return "catching_up";
         case ConnState::ready:
             return "ready";
+        case ConnState::trimming:
+            return "trimming";
     }
     return "?";
 }
@@ -302,6 +308,20 @@ void PostgresSource::stop() noexcept {
     state_ = ConnState::idle;
 }
 
+void PostgresSource::resume_from(std::uint64_t revision, bool listen) {
+    stop();
+    options_.listen = listen;
+    has_snapshot_ = revision > 0;
+    resync_needed_ = false;
+    applied_ = revision;
+    fetched_ = revision;
+    held_.clear();
+    announced_ = 0;
+    announced_unknown_ = false;
+    was_up_ = false;
+    backoff_.reset();
+}
+
 void PostgresSource::wake() {
     wake_for(0, false);
 }
@@ -410,8 +430,9 @@ void PostgresSource::on_connected() {
     const int version = PQserverVersion(conn_.get());
     spdlog::info("connected to {} (PostgreSQL {}.{}, backend pid {})", options_.redacted_url,
                  version / 10000, version % 10000, PQbackendPID(conn_.get()));
-    (void)send(ConnState::subscribing, "LISTEN",
-               [this] { return PQsendQuery(conn_.get(), kSubscribeSql); });
+    const char* sql = options_.listen ? kSubscribeSql.c_str() : kPollSetupSql.c_str();
+    (void)send(ConnState::subscribing, options_.listen ? "LISTEN" : "PREPARE",
+               [this, sql] { return PQsendQuery(conn_.get(), sql); });
 }
 
 // Registers interest in `events` on the connection's socket, which libpq may change while
@@ -471,7 +492,7 @@ void PostgresSource::read_input() {
         return;
     }
     const bool in_flight = state_ == ConnState::subscribing || state_ == ConnState::snapshotting ||
-                           state_ == ConnState::catching_up;
+                           state_ == ConnState::catching_up || state_ == ConnState::trimming;
     if (!in_flight) {
         if (PQstatus(conn_.get()) == CONNECTION_BAD) {
             fail(DbError::connection_lost, to_string(state_),
@@ -549,6 +570,9 @@ void PostgresSource::handle_results() {
         case ConnState::catching_up:
             handle_catchup();
             return;
+        case ConnState::trimming:
+            handle_trim();
+            return;
         default:
             return;
     }
@@ -574,9 +598,10 @@ void PostgresSource::handle_subscribe() {
             return;
         }
     }
-    if (results_.size() != kSubscribeStatements) {
+    const std::size_t expected = options_.listen ? kSubscribeStatements : kPollSetupStatements;
+    if (results_.size() != expected) {
         fail(DbError::query, "LISTEN",
-             "expected " + std::to_string(kSubscribeStatements) + " results, got " +
+             "expected " + std::to_string(expected) + " results, got " +
                  std::to_string(results_.size()));
         return;
     }
@@ -802,7 +827,64 @@ bool PostgresSource::publish_group(std::vector<Row>& rows) {
     return true;
 }
 
+void PostgresSource::trim_log(std::uint64_t keep) {
+    trim_keep_ = std::max<std::uint64_t>(keep, 1);
+    if (state_ == ConnState::ready) {
+        start_trim();
+    }
+}
+
+void PostgresSource::start_trim() {
+    // One implicit transaction (a multi-statement simple query): the log's lock first, as
+    // every writer takes it, so the cut and the watermark agree with what commits next.
+    const std::string keep = std::to_string(trim_keep_);
+    trim_keep_ = 0;
+    const std::string sql =
+        "SELECT pg_advisory_xact_lock(yuxi_config_lock_key()); "
+        "WITH cut AS (SELECT revision FROM yuxi_config_changes ORDER BY revision DESC "
+        "             OFFSET " +
+        keep +
+        " LIMIT 1), "
+        "     d AS (DELETE FROM yuxi_config_changes "
+        "           WHERE revision <= (SELECT revision FROM cut) RETURNING 1), "
+        "     u AS (UPDATE yuxi_config_log_state "
+        "           SET trimmed_through = greatest(trimmed_through, (SELECT revision FROM cut)) "
+        "           WHERE EXISTS (SELECT 1 FROM cut) RETURNING 1) "
+        "SELECT coalesce((SELECT revision FROM cut), 0), (SELECT count(*) FROM d), "
+        "       (SELECT count(*) FROM u)";
+    (void)send(ConnState::trimming, "log trim",
+               [this, sql] { return PQsendQuery(conn_.get(), sql.c_str()); });
+}
+
+void PostgresSource::handle_trim() {
+    for (const ResultPtr& r : results_) {
+        const ExecStatusType st = PQresultStatus(r.get());
+        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+            fail_result("log trim", r.get());
+            return;
+        }
+    }
+    const pg_result* last = results_.empty() ? nullptr : results_.back().get();
+    if (last != nullptr && PQntuples(last) == 1 && PQnfields(last) == 3) {
+        const std::string cut = PQgetvalue(last, 0, 0);
+        const std::string rows = PQgetvalue(last, 0, 1);
+        if (rows != "0") {
+            spdlog::info("change log trimmed: {} rows through revision {}", rows, cut);
+        }
+    }
+    results_.clear();
+    if (announced_unknown_ || announced_ > fetched_) {
+        start_catchup();
+        return;
+    }
+    become_ready();
+}
+
 void PostgresSource::become_ready() {
+    if (trim_keep_ != 0) {
+        start_trim();
+        return;
+    }
     state_ = ConnState::ready;
     backoff_.reset();
     if (!was_up_) {

@@ -68,6 +68,8 @@ enum class ConnState {
     catching_up,
     // Connected, listening, caught up with every wake-up seen; nothing in flight.
     ready,
+    // Trimming the change log (the relay's timer): one transaction in flight.
+    trimming,
 };
 
 std::string_view to_string(ConnState state) noexcept;
@@ -146,6 +148,8 @@ struct PostgresSourceOptions {
     Backoff::Duration backoff_cap = Backoff::kDefaultCap;
     std::chrono::milliseconds connect_timeout{10000};
     std::chrono::milliseconds query_timeout{60000};
+    // LISTEN for notifications; without it only the safety poll (and wake()) catch up.
+    bool listen = true;
 };
 
 // Checks that libpq can parse `conninfo`. Throws DatabaseUrlError (database_url.hpp)
@@ -167,6 +171,18 @@ class PostgresSource {
 
     // Closes the connection and cancels every timer; the state becomes `idle` for good.
     void stop() noexcept;
+
+    // Stops, and makes the next start() continue from `revision` (published by someone
+    // else: a relay's messages, the L2 snapshot) with a catch-up instead of a snapshot;
+    // 0 means load a snapshot first. `listen` replaces the option's.
+    void resume_from(std::uint64_t revision, bool listen);
+
+    bool running() const noexcept { return state_ != ConnState::idle; }
+
+    // Deletes all but the newest `keep` rows of the change log and records the watermark,
+    // in one transaction under the log's lock, when nothing else is in flight (now, or
+    // once ready).
+    void trim_log(std::uint64_t keep);
 
     // Catch up now (SIGHUP), as a notification of unknown revision would.
     void wake();
@@ -218,6 +234,8 @@ class PostgresSource {
     void handle_catchup();
     bool publish_group(std::vector<Row>& rows);
     void become_ready();
+    void start_trim();
+    void handle_trim();
     void wake_for(std::uint64_t revision, bool known);
     void fail(DbError kind, std::string_view what, std::string detail);
     void fail_result(std::string_view what, const pg_result* result);
@@ -253,7 +271,8 @@ class PostgresSource {
     // whether one came without a revision.
     std::uint64_t announced_ = 0;
     bool announced_unknown_ = false;
-    bool was_up_ = false;  // what source_up last said
+    bool was_up_ = false;          // what source_up last said
+    std::uint64_t trim_keep_ = 0;  // a trim asked for and not yet sent (0: none)
 };
 
 }  // namespace yuxi::config::agent

@@ -1,0 +1,670 @@
+// The relay lease, the fan-out of batches, and the followers' sync (relay.hpp).
+#include "relay.hpp"
+
+#include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <ctime>
+#include <system_error>
+
+#include "yuxi/config/lock.hpp"
+
+namespace yuxi::config::agent {
+namespace {
+
+constexpr std::size_t kStreamPage = 500;
+// Larger batches go out on pub/sub as a wake-up: pub/sub copies every message to every
+// subscriber's output buffer, the stream holds it once.
+constexpr std::size_t kMaxMessageBytes = 256 * 1024;
+constexpr std::chrono::seconds kHeartbeat{1};
+constexpr std::chrono::seconds kMaxSnapshotInterval{60};
+
+std::string fence_key() {
+    return std::string(kRelayLeaseKey) + ":fence";
+}
+
+timeval to_timeval(std::chrono::milliseconds d) {
+    return timeval{static_cast<time_t>(d.count() / 1000),
+                   static_cast<suseconds_t>((d.count() % 1000) * 1000)};
+}
+
+std::uint64_t unix_ms() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
+           static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+bool is_error(const redisReply* r) {
+    return r == nullptr || r->type == REDIS_REPLY_ERROR;
+}
+
+std::string_view text_of(const redisReply* r) {
+    return (r != nullptr && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
+                             r->type == REDIS_REPLY_ERROR))
+               ? std::string_view(r->str, r->len)
+               : std::string_view();
+}
+
+// The revision of a stream ID "<revision>-<seq>".
+std::uint64_t id_revision(std::string_view id) {
+    std::uint64_t n = 0;
+    for (const char c : id) {
+        if (c < '0' || c > '9') {
+            break;
+        }
+        n = n * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return n;
+}
+
+RedisLinkOptions link_options(const Options& o, std::string name, bool replica,
+                              std::string channel) {
+    RedisLinkOptions l;
+    l.name = std::move(name);
+    l.host = replica ? o.redis.replica_host : o.redis.host;
+    l.port = replica ? o.redis.replica_port : o.redis.port;
+    l.password = o.redis.password;
+    l.db = o.redis.db;
+    l.subscribe_channel = std::move(channel);
+    return l;
+}
+
+}  // namespace
+
+std::string_view to_string(Role role) noexcept {
+    switch (role) {
+        case Role::direct:
+            return "direct";
+        case Role::leader:
+            return "relay";
+        case Role::follower:
+            return "follower";
+    }
+    return "?";
+}
+
+Relay::Relay(const Options& options, event_base* base, RelayHost& host)
+    : options_(options), base_(base), host_(host) {
+    role_ = options_.relay_enabled() ? Role::follower : Role::direct;
+}
+
+Relay::~Relay() {
+    stop();
+}
+
+bool Relay::redis_up() const noexcept {
+    return primary_ && primary_->up();
+}
+
+bool Relay::follower_current() const noexcept {
+    // Not `!syncing_`: a sync takes a round trip, and readers need not see it as stale.
+    return role_ == Role::follower && subscriber_ && subscriber_->up() &&
+           host_.applied_revision() > 0;
+}
+
+RedisLink& Relay::reader() noexcept {
+    return replica_ ? *replica_ : *primary_;
+}
+
+void Relay::start() {
+    const bool use_replica = !options_.redis.replica_host.empty();
+    primary_ = std::make_unique<RedisLink>(
+        link_options(options_, "redis", false, ""), base_,
+        RedisLink::Hooks{[this] { primary_up(); }, [this] { primary_down(); }, nullptr});
+    if (use_replica) {
+        replica_ =
+            std::make_unique<RedisLink>(link_options(options_, "redis-replica", true, ""), base_,
+                                        RedisLink::Hooks{[this] { sync(); }, nullptr, nullptr});
+    }
+    if (role_ == Role::follower) {
+        subscriber_ = std::make_unique<RedisLink>(
+            link_options(options_, "redis-subscriber", use_replica, std::string(kChangesChannel)),
+            base_,
+            RedisLink::Hooks{[this] { subscriber_up(); }, [this] { subscriber_down(); },
+                             [this](std::string_view m) { on_message(m); }});
+    }
+    lease_timer_.reset(event_new(base_, -1, EV_PERSIST, &Relay::on_lease_timer, this));
+    heartbeat_timer_.reset(event_new(base_, -1, EV_PERSIST, &Relay::on_heartbeat_timer, this));
+    snapshot_timer_.reset(event_new(base_, -1, EV_PERSIST, &Relay::on_snapshot_timer, this));
+    poll_timer_.reset(event_new(base_, -1, EV_PERSIST, &Relay::on_poll_timer, this));
+    report_event_.reset(evtimer_new(base_, &Relay::on_heartbeat_timer, this));
+    const timeval poll = to_timeval(options_.safety_poll);
+    const timeval lease = to_timeval(options_.relay_lease_ttl / 3);
+    const timeval beat = to_timeval(kHeartbeat);
+    const timeval snap = to_timeval(
+        std::min<std::chrono::milliseconds>(options_.snapshot_ttl / 3, kMaxSnapshotInterval));
+    if (!lease_timer_ || !heartbeat_timer_ || !snapshot_timer_ ||
+        event_add(lease_timer_.get(), &lease) != 0 ||
+        event_add(heartbeat_timer_.get(), &beat) != 0 ||
+        event_add(snapshot_timer_.get(), &snap) != 0 || !poll_timer_ || !report_event_ ||
+        event_add(poll_timer_.get(), &poll) != 0) {
+        throw std::system_error(ENOMEM, std::generic_category(), "libevent: relay timers");
+    }
+    spdlog::info("Redis at {}:{}{}: role {}", options_.redis.host, options_.redis.port,
+                 use_replica ? " (followers read the replica " + options_.redis.replica_host + ":" +
+                                   std::to_string(options_.redis.replica_port) + ")"
+                             : "",
+                 role_ == Role::direct ? "direct (relay off)" : "follower until the lease is ours");
+    if (role_ == Role::direct) {
+        host_.use_postgres(PgUse::listen);
+    }
+    if (metrics_ != nullptr) {
+        metrics_->set_source_up("redis", false);
+        if (role_ != Role::direct) {
+            metrics_->set_relay_leader(false);
+        }
+    }
+    primary_->start();
+    if (replica_) {
+        replica_->start();
+    }
+    if (subscriber_) {
+        subscriber_->start();
+    }
+}
+
+void Relay::stop() noexcept {
+    lease_timer_.reset();
+    heartbeat_timer_.reset();
+    snapshot_timer_.reset();
+    poll_timer_.reset();
+    report_event_.reset();
+    if (subscriber_) {
+        subscriber_->stop();
+    }
+    if (replica_) {
+        replica_->stop();
+    }
+    if (primary_) {
+        primary_->stop();
+        primary_.reset();
+        // The loop has stopped: a short blocking goodbye lets another agent take the lease
+        // now instead of after its TTL, and takes us off the fleet's list.
+        try {
+            RedisEndpoint ep;
+            ep.host = options_.redis.host;
+            ep.port = options_.redis.port;
+            ep.password = options_.redis.password;
+            ep.db = static_cast<int>(options_.redis.db);
+            ep.connect_timeout = std::chrono::milliseconds(500);
+            ep.command_timeout = std::chrono::milliseconds(500);
+            detail::RedisConnection c(ep);
+            if (role_ == Role::leader && !token_.empty()) {
+                (void)c.command_integer(
+                    {"EVAL", detail::kReleaseScript, "1", kRelayLeaseKey, token_});
+                spdlog::info("relay lease released");
+            }
+            (void)c.command_integer({"HDEL", kAgentsHash, options_.pod_name});
+        } catch (const std::exception& e) {
+            spdlog::warn("could not say goodbye to Redis: {}", e.what());
+        }
+    }
+    role_ = role_ == Role::direct ? Role::direct : Role::follower;
+    token_.clear();
+}
+
+void Relay::primary_up() {
+    if (metrics_ != nullptr) {
+        metrics_->set_source_up("redis", true);
+    }
+    heartbeat();
+    if (role_ == Role::follower) {
+        try_acquire();
+        if (!replica_) {
+            sync();
+        }
+    } else if (role_ == Role::leader) {
+        renew();
+    }
+}
+
+void Relay::primary_down() {
+    if (metrics_ != nullptr) {
+        metrics_->set_source_up("redis", false);
+        metrics_->count_reconnect("redis");
+        metrics_->count_error("redis");
+    }
+}
+
+void Relay::subscriber_up() {
+    if (role_ != Role::follower) {
+        return;
+    }
+    sync();
+}
+
+void Relay::subscriber_down() {
+    if (role_ == Role::follower) {
+        fall_back_to_postgres("the Redis subscription is down");
+    }
+}
+
+void Relay::on_lease_timer(evutil_socket_t, short, void* self) {
+    auto& me = *static_cast<Relay*>(self);
+    if (me.role_ == Role::leader) {
+        me.renew();
+    } else if (me.role_ == Role::follower) {
+        me.try_acquire();
+        if (!me.subscriber_->up() || !me.reader().up()) {
+            // Also at start: an agent that never reaches Redis still serves PostgreSQL.
+            me.fall_back_to_postgres("Redis is not reachable");
+        }
+    }
+}
+
+void Relay::try_acquire() {
+    if (lease_in_flight_ || !primary_->up()) {
+        return;
+    }
+    std::string token = detail::random_token();
+    lease_in_flight_ = primary_->command(
+        {"EVAL", std::string(detail::kAcquireScript), "2", std::string(kRelayLeaseKey), fence_key(),
+         token, std::to_string(options_.relay_lease_ttl.count())},
+        [this, token](const redisReply* r) {
+            lease_in_flight_ = false;
+            if (r == nullptr || r->type != REDIS_REPLY_INTEGER) {
+                if (r != nullptr) {
+                    spdlog::warn("relay lease: unexpected answer: {}", text_of(r));
+                }
+                return;
+            }
+            if (r->integer > 0 && role_ == Role::follower) {
+                token_ = token;
+                become_leader(static_cast<std::uint64_t>(r->integer));
+            }
+        });
+}
+
+void Relay::renew() {
+    if (lease_in_flight_ || !primary_->up()) {
+        return;  // Redis away: keep serving our own segment; the answer comes on return
+    }
+    lease_in_flight_ = primary_->command(
+        {"EVAL", std::string(detail::kRenewScript), "1", std::string(kRelayLeaseKey), token_,
+         std::to_string(options_.relay_lease_ttl.count())},
+        [this](const redisReply* r) {
+            lease_in_flight_ = false;
+            if (r == nullptr || role_ != Role::leader) {
+                return;
+            }
+            if (r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
+                become_follower(r->type == REDIS_REPLY_INTEGER && r->integer < 0
+                                    ? "another agent holds it"
+                                    : "it expired");
+            }
+        });
+}
+
+void Relay::become_leader(std::uint64_t fence) {
+    role_ = Role::leader;
+    fence_ = fence;
+    ++stats_.leases_taken;
+    if (metrics_ != nullptr) {
+        metrics_->set_relay_leader(true);
+    }
+    syncing_ = false;
+    spdlog::info(
+        "relay lease taken (fencing token {}): this agent listens to PostgreSQL and "
+        "publishes to Redis, from revision {}",
+        fence, host_.applied_revision());
+    if (subscriber_) {
+        subscriber_->stop();  // a leader's own batches come from PostgreSQL
+    }
+    host_.use_postgres(PgUse::listen);
+}
+
+void Relay::become_follower(std::string_view why) {
+    ++stats_.leases_lost;
+    role_ = Role::follower;
+    if (metrics_ != nullptr) {
+        metrics_->set_relay_leader(false);
+    }
+    token_.clear();
+    spdlog::warn("relay lease lost ({}): following Redis from revision {}", why,
+                 host_.applied_revision());
+    polling_ = false;
+    host_.use_postgres(PgUse::off);
+    if (subscriber_) {
+        subscriber_->start();
+    }
+}
+
+void Relay::published(const Batch& batch) {
+    if (role_ != Role::leader || !primary_->up()) {
+        return;
+    }
+    Batch b = batch;
+    b.fence = fence_;
+    const std::string doc = encode_batch(b);
+    std::string message = doc;
+    if (doc.size() > kMaxMessageBytes) {
+        Batch wake = b;
+        wake.wakeup = true;
+        wake.entries.clear();
+        message = encode_batch(wake);
+    }
+    // XADD first, on the same connection: a follower woken by the message finds the
+    // batch in the stream (replicas replay both in this order too).
+    primary_->command(
+        {"XADD", std::string(kLogStream), "MAXLEN", "~", std::to_string(options_.stream_length),
+         std::to_string(b.revision) + "-0", "d", doc},
+        [](const redisReply* r) {
+            if (r != nullptr && r->type == REDIS_REPLY_ERROR) {
+                // A second relay (a hand-over) already added it.
+                spdlog::debug("stream: {}", text_of(r));
+            }
+        });
+    primary_->command({"PUBLISH", std::string(kChangesChannel), message}, nullptr);
+    ++stats_.batches_published;
+}
+
+void Relay::resynced(std::uint64_t revision, std::uint64_t prev) {
+    if (role_ != Role::leader || revision <= prev) {
+        return;
+    }
+    // Followers cannot rebuild a resync from the stream: the snapshot goes first, then a
+    // wake-up that sends them to it.
+    Batch wake;
+    wake.revision = revision;
+    wake.prev = prev;
+    wake.wakeup = true;
+    write_snapshot(wake);
+}
+
+void Relay::revision_changed() {
+    // A zero timeout runs after the callbacks already due: a burst of batches is one HSET.
+    if (report_event_ && evtimer_pending(report_event_.get(), nullptr) == 0) {
+        const timeval now{0, 0};
+        event_add(report_event_.get(), &now);
+    }
+}
+
+void Relay::postgres_caught_up() {
+    if (role_ == Role::follower && polling_ && subscriber_ && subscriber_->up()) {
+        spdlog::info("Redis is back: the follower lets PostgreSQL go");
+        polling_ = false;
+        host_.use_postgres(PgUse::off);
+        sync();
+    }
+}
+
+void Relay::on_message(std::string_view text) {
+    if (role_ != Role::follower) {
+        return;
+    }
+    auto decoded = decode_batch(text);
+    if (auto* why = std::get_if<std::string>(&decoded)) {
+        note_bad("message on " + std::string(kChangesChannel), *why);
+        return;
+    }
+    Batch& b = std::get<Batch>(decoded);
+    announced_ = std::max(announced_, b.revision);
+    const std::uint64_t applied = host_.applied_revision();
+    if (syncing_ || polling_) {
+        sync_again_ = true;
+        return;
+    }
+    if (b.revision <= applied) {
+        return;  // already have it (a second relay during a hand-over)
+    }
+    if (!b.wakeup && b.prev == applied && applied > 0) {
+        if (host_.apply_batch(std::move(b))) {
+            ++stats_.messages_applied;
+        }
+        return;
+    }
+    sync();
+}
+
+void Relay::sync() {
+    if (role_ != Role::follower || polling_) {
+        return;
+    }
+    if (syncing_) {
+        sync_again_ = true;
+        return;
+    }
+    if (!subscriber_ || !subscriber_->up() || !reader().up()) {
+        return;  // their on_up syncs; the lease timer falls back if Redis stays away
+    }
+    syncing_ = true;
+    sync_again_ = false;
+    if (host_.applied_revision() == 0) {
+        fetch_snapshot();
+    } else {
+        read_stream(host_.applied_revision());
+    }
+}
+
+void Relay::read_stream(std::uint64_t after) {
+    const bool sent =
+        reader().command({"XRANGE", std::string(kLogStream), std::to_string(after + 1) + "-0", "+",
+                          "COUNT", std::to_string(kStreamPage)},
+                         [this](const redisReply* r) { stream_page(r); });
+    if (!sent) {
+        syncing_ = false;
+    }
+}
+
+void Relay::stream_page(const redisReply* r) {
+    if (role_ != Role::follower) {
+        syncing_ = false;  // became the relay meanwhile: PostgreSQL is the source now
+        return;
+    }
+    if (r == nullptr || r->type != REDIS_REPLY_ARRAY) {
+        if (r != nullptr) {
+            spdlog::warn("reading {}: {}", kLogStream, text_of(r));
+        }
+        syncing_ = false;
+        return;
+    }
+    std::uint64_t last_id = 0;
+    for (std::size_t i = 0; i < r->elements; ++i) {
+        const redisReply* e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+            e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements < 2) {
+            continue;
+        }
+        last_id = id_revision(text_of(e->element[0]));
+        auto decoded = decode_batch(text_of(e->element[1]->element[1]));
+        if (auto* why = std::get_if<std::string>(&decoded)) {
+            note_bad("stream entry " + std::string(text_of(e->element[0])), *why);
+            continue;
+        }
+        Batch& b = std::get<Batch>(decoded);
+        announced_ = std::max(announced_, b.revision);
+        const std::uint64_t applied = host_.applied_revision();
+        if (b.revision <= applied) {
+            continue;
+        }
+        if (b.prev != applied || b.wakeup) {
+            fetch_snapshot();  // a gap: trimmed, or a resync the stream cannot replay
+            return;
+        }
+        if (!host_.apply_batch(std::move(b))) {
+            syncing_ = false;
+            return;
+        }
+        ++stats_.stream_applied;
+    }
+    if (r->elements == kStreamPage && last_id > 0) {
+        read_stream(last_id);
+        return;
+    }
+    if (host_.applied_revision() < announced_) {
+        fetch_snapshot();  // announced but not in the stream: a resync
+        return;
+    }
+    finish_sync();
+}
+
+void Relay::fetch_snapshot() {
+    const bool sent = reader().command({"GET", std::string(kSnapshotKey)},
+                                       [this](const redisReply* r) { snapshot_reply(r, false); });
+    if (!sent) {
+        syncing_ = false;
+    }
+}
+
+void Relay::snapshot_reply(const redisReply* r, bool for_boot) {
+    if (r == nullptr) {
+        syncing_ = false;
+        return;
+    }
+    if (!for_boot && role_ != Role::follower) {
+        syncing_ = false;
+        return;
+    }
+    const std::uint64_t applied = host_.applied_revision();
+    std::optional<L2Snapshot> snapshot;
+    if (r->type == REDIS_REPLY_STRING) {
+        auto decoded = decode_snapshot(text_of(r));
+        if (auto* why = std::get_if<std::string>(&decoded)) {
+            note_bad(kSnapshotKey, *why);
+        } else {
+            snapshot = std::move(std::get<L2Snapshot>(decoded));
+        }
+    }
+    if (for_boot) {
+        if (snapshot && applied == 0) {
+            const std::uint64_t revision = snapshot->revision;
+            if (host_.load_snapshot(std::move(*snapshot), true)) {
+                count_snapshot_load();
+                spdlog::warn(
+                    "booted from the L2 snapshot at revision {}: degraded until "
+                    "PostgreSQL answers",
+                    revision);
+            }
+        } else if (!snapshot) {
+            spdlog::warn(
+                "PostgreSQL is not reachable and there is no usable L2 snapshot: "
+                "not ready until PostgreSQL answers");
+        }
+        return;
+    }
+    if (!snapshot || (snapshot->revision <= applied && applied < announced_)) {
+        fall_back_to_postgres(snapshot ? "the L2 snapshot is older than the fleet"
+                                       : "no usable L2 snapshot");
+        return;
+    }
+    if (snapshot->revision > applied) {
+        const std::uint64_t revision = snapshot->revision;
+        if (!host_.load_snapshot(std::move(*snapshot), false)) {
+            syncing_ = false;
+            return;
+        }
+        count_snapshot_load();
+        spdlog::info("follower loaded the L2 snapshot at revision {}", revision);
+    }
+    read_stream(host_.applied_revision());
+}
+
+void Relay::finish_sync() {
+    syncing_ = false;
+    if (sync_again_) {
+        sync();
+    }
+}
+
+void Relay::fall_back_to_postgres(std::string_view why) {
+    syncing_ = false;
+    if (role_ != Role::follower || polling_) {
+        return;
+    }
+    ++stats_.postgres_fallbacks;
+    spdlog::warn("follower: {}; reading PostgreSQL (polling, no LISTEN) until Redis serves", why);
+    polling_ = true;
+    host_.use_postgres(PgUse::poll);
+}
+
+void Relay::boot_from_l2() {
+    if (!reader().up() || host_.applied_revision() != 0) {
+        return;
+    }
+    (void)reader().command({"GET", std::string(kSnapshotKey)},
+                           [this](const redisReply* r) { snapshot_reply(r, true); });
+}
+
+void Relay::on_poll_timer(evutil_socket_t, short, void* self) {
+    // Pub/sub drops messages while a subscriber reconnects, or while a replica is still
+    // syncing: a follower's safety poll is one XRANGE after its revision.
+    auto& me = *static_cast<Relay*>(self);
+    if (me.role_ == Role::follower) {
+        me.sync();
+    } else if (me.role_ == Role::leader && me.options_.log_keep > 0) {
+        // The relay keeps the PostgreSQL log to its retention, so that no cron job is
+        // needed; followers that fall further behind use the stream or the snapshot.
+        me.host_.trim_log(me.options_.log_keep);
+    }
+}
+
+void Relay::on_snapshot_timer(evutil_socket_t, short, void* self) {
+    auto& me = *static_cast<Relay*>(self);
+    if (me.role_ == Role::leader) {
+        me.write_snapshot(std::nullopt);
+    }
+}
+
+void Relay::write_snapshot(std::optional<Batch> then_publish) {
+    const std::uint64_t revision = host_.applied_revision();
+    if (revision == 0 || !primary_->up()) {
+        return;
+    }
+    L2Snapshot s;
+    s.revision = revision;
+    s.entries = host_.published_entries();
+    const std::string doc = encode_snapshot(s);
+    primary_->command({"SET", std::string(kSnapshotKey), doc, "PX",
+                       std::to_string(options_.snapshot_ttl.count())},
+                      [this, revision](const redisReply* r) {
+                          if (!is_error(r)) {
+                              ++stats_.snapshot_writes;
+                              last_snapshot_revision_ = revision;
+                          }
+                      });
+    if (then_publish) {
+        then_publish->fence = fence_;
+        primary_->command({"PUBLISH", std::string(kChangesChannel), encode_batch(*then_publish)},
+                          nullptr);
+    }
+    spdlog::debug("L2 snapshot written at revision {} ({} entries, {} bytes)", revision,
+                  s.entries.size(), doc.size());
+}
+
+void Relay::on_heartbeat_timer(evutil_socket_t, short, void* self) {
+    static_cast<Relay*>(self)->heartbeat();
+}
+
+void Relay::heartbeat() {
+    if (!primary_ || !primary_->up()) {
+        return;
+    }
+    const nlohmann::json value = {{"v", 1},
+                                  {"revision", host_.applied_revision()},
+                                  {"heartbeat_ms", unix_ms()},
+                                  {"segment", options_.segment},
+                                  {"role", to_string(role_)},
+                                  {"state", host_.state_name()}};
+    primary_->command({"HSET", std::string(kAgentsHash), options_.pod_name, value.dump()}, nullptr);
+}
+
+void Relay::count_snapshot_load() {
+    ++stats_.snapshot_loads;
+    if (metrics_ != nullptr) {
+        metrics_->count_l2_snapshot_load();
+    }
+}
+
+void Relay::note_bad(std::string_view where, std::string_view why) {
+    ++stats_.bad_documents;
+    if (metrics_ != nullptr) {
+        metrics_->count_error("redis_document");
+    }
+    spdlog::warn("ignored {}: {}", where, why);
+}
+
+}  // namespace yuxi::config::agent

@@ -1,0 +1,1289 @@
+// The Redis fan-out of issue 4, measured: the relay against every agent listening to
+// PostgreSQL, the read path against Redis, the lock, and a fleet of 1,000 followers.
+//
+//   fanout_bench [--fleet 1,5,20] [--updates N] [--subscribers N] [--fleet-samples N]
+//                [--bare-subscribers N] [--sections fanout,read,lock,fleet,bare]
+//                [--agent-log-level L]
+//
+// Needs YUXI_TEST_DATABASE_URL (a PostgreSQL superuser; scripts/test-servers gives one) and
+// redis-server (on PATH, /usr/bin, or YUXI_TEST_REDIS_SERVER). It creates its own
+// databases (dropped at the end), starts its own redis-servers on free loopback ports, and
+// runs the real yuxi-config-agent. It prints Markdown tables:
+//
+// 1. fanout: for each fleet size N, two fleets side by side on two databases and two
+//    Redis servers: N agents in relay mode (one leader, N-1 followers) and N agents with
+//    the relay off (each LISTENs). Updates alternate between the fleets, one at a time;
+//    each is timed from just before the UPDATE is sent to the moment the bench has seen
+//    the new revision in all N segments (Client::wait_for_revision on each in turn). The
+//    UPDATE's own round trip (its commit) and the agents' PostgreSQL connections in
+//    steady state are reported per mode.
+// 2. read: Redis GET of a 100-byte value over loopback (hiredis, blocking) against
+//    Client::get of the same 100 bytes from a segment, interleaved rounds.
+// 3. lock: DistributedLock::try_acquire + release, one round trip each.
+// 4. fleet: 1,000 follower subscriptions in this process (hiredis async on one libevent
+//    loop), each decoding every message with decode_batch and applying it as a follower
+//    does. Through a real relay agent: UPDATE sent → the last follower applied it.
+//    Against a bare PUBLISH of a message of the same size on another channel to the same
+//    connections: PUBLISH sent → the last applied it. Samples alternate.
+// 5. bare: bare PUBLISH to --bare-subscribers connections (default 5,000), no agent.
+#include <event2/event.h>
+#include <fcntl.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "change_message.hpp"
+#include "relay.hpp"
+#include "yuxi/config/client.hpp"
+#include "yuxi/config/lock.hpp"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+using yuxi::config::Client;
+namespace agent = yuxi::config::agent;
+
+// ---------------------------------------------------------------------------------------
+// What to undo if the run dies half-way.
+
+std::vector<pid_t> g_children;  // agents and redis-servers
+std::set<std::string> g_databases;
+std::set<std::string> g_segments;
+std::string g_server;
+
+void unlink_segment(const std::string& name) {
+    ::unlink(yuxi::config::detail::segment_path(name).c_str());
+    ::unlink(yuxi::config::detail::lock_path(name).c_str());
+}
+
+void drop_database(const std::string& db) {
+    PGconn* c = PQconnectdb(g_server.c_str());
+    PGresult* r = PQexec(c, ("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)").c_str());
+    PQclear(r);
+    PQfinish(c);
+    g_databases.erase(db);
+}
+
+void cleanup() {
+    for (const pid_t pid : g_children) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+    }
+    g_children.clear();
+    for (const std::string& db : std::set<std::string>(g_databases)) {
+        drop_database(db);
+    }
+    for (const std::string& s : g_segments) {
+        unlink_segment(s);
+    }
+    g_segments.clear();
+}
+
+[[noreturn]] void die(const std::string& message) {
+    std::fprintf(stderr, "fanout_bench: %s\n", message.c_str());
+    cleanup();
+    std::exit(1);
+}
+
+void forget_child(pid_t pid) {
+    g_children.erase(std::remove(g_children.begin(), g_children.end(), pid), g_children.end());
+}
+
+std::string read_text(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::uint16_t free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    std::uint16_t port = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+        port = ntohs(a.sin_port);
+    }
+    ::close(fd);
+    return port;
+}
+
+pid_t spawn(std::vector<std::string> args, const std::vector<std::string>& env,
+            const fs::path& log) {
+    std::vector<char*> argv;
+    for (std::string& a : args) {
+        argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    std::vector<std::string> e = env;
+    std::vector<char*> envp;
+    for (std::string& s : e) {
+        envp.push_back(s.data());
+    }
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid = -1;
+    const int rc = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        die("cannot start " + args[0]);
+    }
+    g_children.push_back(pid);
+    return pid;
+}
+
+// The environment without anything that would configure an agent.
+std::vector<std::string> clean_environment() {
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+        const std::string_view v(*e);
+        if (!v.starts_with("DATABASE_URL") && !v.starts_with("CONFIG_MODE") &&
+            !v.starts_with("YUXI_CONFIG") && !v.starts_with("REDIS_") &&
+            !v.starts_with("POD_NAME") && !v.starts_with("LOG_")) {
+            env.emplace_back(v);
+        }
+    }
+    return env;
+}
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL.
+
+PGconn* connect_or_die(const std::string& conninfo) {
+    PGconn* c = PQconnectdb(conninfo.c_str());
+    if (PQstatus(c) != CONNECTION_OK) {
+        die(std::string("cannot connect: ") + PQerrorMessage(c));
+    }
+    PQsetNoticeProcessor(
+        c, [](void*, const char*) {}, nullptr);
+    return c;
+}
+
+void exec_or_die(PGconn* c, const std::string& sql) {
+    PGresult* r = PQexec(c, sql.c_str());
+    const ExecStatusType st = PQresultStatus(r);
+    PQclear(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        die("SQL failed: " + std::string(PQerrorMessage(c)) + " in: " + sql.substr(0, 120));
+    }
+}
+
+std::string scalar_or_die(PGconn* c, const std::string& sql) {
+    PGresult* r = PQexec(c, sql.c_str());
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1) {
+        PQclear(r);
+        die("SQL failed: " + std::string(PQerrorMessage(c)) + " in: " + sql.substr(0, 120));
+    }
+    std::string v = PQgetvalue(r, 0, 0);
+    PQclear(r);
+    return v;
+}
+
+std::string url_for(const std::string& server, const std::string& dbname) {
+    char* err = nullptr;
+    PQconninfoOption* opts = PQconninfoParse(server.c_str(), &err);
+    if (opts == nullptr) {
+        die("YUXI_TEST_DATABASE_URL cannot be parsed");
+    }
+    std::string host = "127.0.0.1", port = "5432", user = "postgres";
+    for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+        if (o->val == nullptr) {
+            continue;
+        }
+        const std::string k = o->keyword;
+        host = k == "host" ? o->val : host;
+        port = k == "port" ? o->val : port;
+        user = k == "user" ? o->val : user;
+    }
+    PQconninfoFree(opts);
+    return "postgresql://" + user + "@" + host + ":" + port + "/" + dbname;
+}
+
+// A database of its own with deploy/sql applied and one config row, `bench` = 0.
+struct Database {
+    std::string name, url;
+    PGconn* conn = nullptr;  // the writer
+
+    explicit Database(const std::string& tag) {
+        name = "yuxi_fanout_" + tag + "_" + std::to_string(::getpid());
+        PGconn* admin = connect_or_die(g_server);
+        exec_or_die(admin, "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+        exec_or_die(admin, "CREATE DATABASE " + name);
+        PQfinish(admin);
+        g_databases.insert(name);
+        url = url_for(g_server, name);
+        conn = connect_or_die(url);
+        std::vector<fs::path> files;
+        for (const auto& e : fs::directory_iterator(YUXI_SQL_DIR)) {
+            if (e.path().extension() == ".sql") {
+                files.push_back(e.path());
+            }
+        }
+        std::sort(files.begin(), files.end());
+        for (const fs::path& f : files) {
+            exec_or_die(conn, read_text(f));
+        }
+        exec_or_die(conn,
+                    "INSERT INTO system_configs (key, value, category) VALUES ('bench', '0', "
+                    "'basic')");
+    }
+    ~Database() {
+        PQfinish(conn);
+        drop_database(name);
+    }
+    Database(const Database&) = delete;
+    Database& operator=(const Database&) = delete;
+
+    // One UPDATE and the revision it produced, in one round trip: the statements of one
+    // simple query run in one implicit transaction, and the trigger leaves the revision
+    // in a transaction-local setting. Returns the revision; `commit_us` the round trip.
+    std::uint64_t update(long value, double& commit_us) {
+        const std::string sql = "UPDATE system_configs SET value = '" + std::to_string(value) +
+                                "' WHERE key = 'bench'; "
+                                "SELECT current_setting('yuxi_config.revision')";
+        const auto t0 = Clock::now();
+        if (PQsendQuery(conn, sql.c_str()) == 0) {
+            die(std::string("send: ") + PQerrorMessage(conn));
+        }
+        std::uint64_t rev = 0;
+        while (PGresult* r = PQgetResult(conn)) {
+            const ExecStatusType st = PQresultStatus(r);
+            if (st == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+                rev = std::strtoull(PQgetvalue(r, 0, 0), nullptr, 10);
+            } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+                const std::string msg = PQerrorMessage(conn);
+                PQclear(r);
+                die("UPDATE failed: " + msg);
+            }
+            PQclear(r);
+        }
+        commit_us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+        if (rev == 0) {
+            die("the UPDATE returned no revision");
+        }
+        return rev;
+    }
+
+    int agent_connections() {
+        return std::stoi(scalar_or_die(
+            conn,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+            "'yuxi-config-agent' AND datname = current_database()"));
+    }
+};
+
+// ---------------------------------------------------------------------------------------
+// Redis: a private server and a blocking connection.
+
+std::string redis_server_bin() {
+    if (const char* v = std::getenv("YUXI_TEST_REDIS_SERVER"); v != nullptr && *v != '\0') {
+        return v;
+    }
+    for (const char* p : {"/usr/bin/redis-server", "/usr/local/bin/redis-server"}) {
+        if (fs::exists(p)) {
+            return p;
+        }
+    }
+    die("no redis-server (set YUXI_TEST_REDIS_SERVER)");
+}
+
+struct RedisDeleter {
+    void operator()(redisContext* c) const noexcept { redisFree(c); }
+};
+using RedisPtr = std::unique_ptr<redisContext, RedisDeleter>;
+
+RedisPtr redis_connect(std::uint16_t port) {
+    RedisPtr c(redisConnect("127.0.0.1", port));
+    if (c == nullptr || c->err != 0) {
+        return nullptr;
+    }
+    return c;
+}
+
+// A reply's integer or text, or die.
+std::string redis_text(redisContext* c, const char* fmt, const std::string& a = {},
+                       const std::string& b = {}) {
+    auto* r = static_cast<redisReply*>(redisCommand(c, fmt, a.data(), a.size(), b.data(),
+                                                    b.size()));
+    if (r == nullptr) {
+        die("Redis: connection lost");
+    }
+    std::string out;
+    if (r->type == REDIS_REPLY_ERROR) {
+        const std::string e(r->str, r->len);
+        freeReplyObject(r);
+        die("Redis: " + e);
+    }
+    if (r->type == REDIS_REPLY_INTEGER) {
+        out = std::to_string(r->integer);
+    } else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
+        out.assign(r->str, r->len);
+    }
+    freeReplyObject(r);
+    return out;
+}
+
+class RedisServer {
+  public:
+    explicit RedisServer(const fs::path& dir) : dir_(dir) {
+        port_ = free_port();
+        fs::create_directories(dir_);
+        pid_ = spawn({redis_server_bin(), "--dir", dir_.string(), "--port", std::to_string(port_),
+                      "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize",
+                      "no", "--loglevel", "warning", "--maxclients", "10000"},
+                     clean_environment(), dir_ / "redis.log");
+        const auto deadline = Clock::now() + 10s;
+        while (!redis_connect(port_)) {
+            if (Clock::now() > deadline) {
+                die("redis-server did not start (" + (dir_ / "redis.log").string() + ")");
+            }
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+    ~RedisServer() {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        forget_child(pid_);
+    }
+    RedisServer(const RedisServer&) = delete;
+    RedisServer& operator=(const RedisServer&) = delete;
+    std::uint16_t port() const noexcept { return port_; }
+
+  private:
+    fs::path dir_;
+    std::uint16_t port_ = 0;
+    pid_t pid_ = -1;
+};
+
+// ---------------------------------------------------------------------------------------
+// Agents.
+
+enum class Mode { relay, direct };
+const char* to_string(Mode m) {
+    return m == Mode::relay ? "relay" : "direct";
+}
+
+class Fleet {
+  public:
+    Fleet(Mode mode, int n, const Database& db, const RedisServer& redis, const fs::path& dir,
+          const std::string& level)
+        : mode_(mode), dir_(dir) {
+        fs::create_directories(dir_);
+        for (int i = 0; i < n; ++i) {
+            const std::string seg = "yuxi-fanout-" + std::string(to_string(mode)) + "-" +
+                                    std::to_string(i) + "-" + std::to_string(::getpid());
+            unlink_segment(seg);
+            g_segments.insert(seg);
+            segments_.push_back(seg);
+            std::vector<std::string> env = clean_environment();
+            env.insert(env.end(), {"CONFIG_MODE=database", "DATABASE_URL=" + db.url,
+                                   "REDIS_HOST=127.0.0.1",
+                                   "REDIS_PORT=" + std::to_string(redis.port()),
+                                   "POD_NAME=" + std::string(to_string(mode)) + std::to_string(i),
+                                   "YUXI_CONFIG_SEGMENT=" + seg, "YUXI_CONFIG_HTTP=127.0.0.1:0",
+                                   "LOG_LEVEL=" + level});
+            if (mode == Mode::direct) {
+                env.emplace_back("YUXI_CONFIG_RELAY=off");
+            }
+            logs_.push_back(dir_ / (std::string(to_string(mode)) + std::to_string(i) + ".log"));
+            pids_.push_back(spawn({YUXI_AGENT_BIN}, env, logs_.back()));
+        }
+    }
+    ~Fleet() {
+        clients_.clear();
+        for (const pid_t pid : pids_) {
+            ::kill(pid, SIGTERM);
+        }
+        for (const pid_t pid : pids_) {
+            ::waitpid(pid, nullptr, 0);
+            forget_child(pid);
+        }
+        for (const std::string& s : segments_) {
+            unlink_segment(s);
+            g_segments.erase(s);
+        }
+    }
+    Fleet(const Fleet&) = delete;
+    Fleet& operator=(const Fleet&) = delete;
+
+    // Opens every segment once its agent published it.
+    void open_all(std::chrono::seconds timeout = 60s) {
+        const auto deadline = Clock::now() + timeout;
+        for (const std::string& s : segments_) {
+            for (;;) {
+                try {
+                    clients_.push_back(Client::open(s));
+                    break;
+                } catch (const yuxi::config::SegmentError&) {
+                    if (Clock::now() > deadline) {
+                        die("no segment '" + s + "' (logs in " + dir_.string() + ")");
+                    }
+                    std::this_thread::sleep_for(5ms);
+                }
+            }
+        }
+    }
+
+    // Waits until every segment shows `rev`; the time the last one did.
+    Clock::time_point wait_all(std::uint64_t rev) {
+        for (std::size_t i = 0; i < clients_.size(); ++i) {
+            if (!clients_[i].wait_for_revision(rev, 10s)) {
+                die(std::string(to_string(mode_)) + " agent " + std::to_string(i) +
+                    " did not reach revision " + std::to_string(rev) + " (at " +
+                    std::to_string(clients_[i].revision()) + "; logs in " + dir_.string() + ")");
+            }
+        }
+        return Clock::now();
+    }
+
+    std::vector<Client>& clients() { return clients_; }
+
+    // Warnings and errors the agents logged (at LOG_LEVEL=warn: every line).
+    std::map<std::string, int> log_lines() const {
+        std::map<std::string, int> out;
+        for (const fs::path& p : logs_) {
+            std::istringstream in(read_text(p));
+            std::string line;
+            while (std::getline(in, line)) {
+                // Drop the timestamp and the pod-specific parts: count by message shape.
+                const auto at = line.find(']', line.find(']') + 1);
+                std::string msg = at == std::string::npos ? line : line.substr(at + 1);
+                for (char& c : msg) {
+                    c = std::isdigit(static_cast<unsigned char>(c)) != 0 ? '#' : c;
+                }
+                ++out[msg.substr(0, 160)];
+            }
+        }
+        return out;
+    }
+
+  private:
+    Mode mode_;
+    fs::path dir_;
+    std::vector<std::string> segments_;
+    std::vector<fs::path> logs_;
+    std::vector<pid_t> pids_;
+    std::vector<Client> clients_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Statistics.
+
+struct Stats {
+    std::size_t n = 0;
+    double p50 = 0, p90 = 0, p99 = 0, max = 0, mean = 0;
+};
+
+Stats stats_of(std::vector<double> v) {
+    Stats s;
+    s.n = v.size();
+    if (v.empty()) {
+        return s;
+    }
+    std::sort(v.begin(), v.end());
+    auto q = [&](double p) {
+        const auto i = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size())));
+        return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
+    };
+    s.p50 = q(0.50);
+    s.p90 = q(0.90);
+    s.p99 = q(0.99);
+    s.max = v.back();
+    double sum = 0;
+    for (const double x : v) {
+        sum += x;
+    }
+    s.mean = sum / static_cast<double>(v.size());
+    return s;
+}
+
+std::string cpu_model() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.starts_with("model name")) {
+            return line.substr(line.find(':') + 2);
+        }
+    }
+    return "unknown CPU";
+}
+
+std::string machine_activity() {
+    std::string psi = "n/a";
+    std::ifstream in("/proc/pressure/cpu");
+    std::string line;
+    if (std::getline(in, line)) {
+        const auto a = line.find("avg10=");
+        if (a != std::string::npos) {
+            psi = line.substr(a + 6, line.find(' ', a) - a - 6) + "%";
+        }
+    }
+    std::string load = read_text("/proc/loadavg");
+    load = load.substr(0, load.find(' ', load.find(' ', load.find(' ') + 1) + 1));
+    return "load " + load + ", CPU pressure avg10 " + psi;
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Fan-out to N segments.
+
+struct FanoutResult {
+    int n = 0;
+    Stats visible[2], commit[2];
+    int connections_before[2] = {0, 0}, connections_after[2] = {0, 0};
+};
+
+FanoutResult bench_fanout(int n, int updates, const fs::path& dir, const std::string& level) {
+    FanoutResult out;
+    out.n = n;
+    Database db_relay("r" + std::to_string(n)), db_direct("d" + std::to_string(n));
+    RedisServer redis_relay(dir / ("redis-r" + std::to_string(n)));
+    RedisServer redis_direct(dir / ("redis-d" + std::to_string(n)));
+    Fleet relay(Mode::relay, n, db_relay, redis_relay, dir / ("fleet-r" + std::to_string(n)),
+                level);
+    Fleet direct(Mode::direct, n, db_direct, redis_direct, dir / ("fleet-d" + std::to_string(n)),
+                 level);
+    relay.open_all();
+    direct.open_all();
+
+    // The lease is held and the followers let PostgreSQL go; every direct agent listens.
+    RedisPtr rc = redis_connect(redis_relay.port());
+    const auto deadline = Clock::now() + 30s;
+    while (redis_text(rc.get(), "EXISTS yuxi:config:relay") != "1" ||
+           db_relay.agent_connections() > 2 || db_direct.agent_connections() < n) {
+        if (Clock::now() > deadline) {
+            die("fleets did not settle: relay " + std::to_string(db_relay.agent_connections()) +
+                " connections, direct " + std::to_string(db_direct.agent_connections()));
+        }
+        std::this_thread::sleep_for(50ms);
+    }
+    std::this_thread::sleep_for(1500ms);  // followers release theirs within ~1 s
+    Database* dbs[2] = {&db_relay, &db_direct};
+    Fleet* fleets[2] = {&relay, &direct};
+    for (int m = 0; m < 2; ++m) {
+        out.connections_before[m] = dbs[m]->agent_connections();
+    }
+
+    std::vector<double> visible[2], commit[2];
+    long value = 0;
+    const int warmup = 20;
+    for (int i = 0; i < warmup + updates; ++i) {
+        // Alternate which fleet goes first, so that neither always follows the other.
+        for (int k = 0; k < 2; ++k) {
+            const int m = (i + k) % 2;
+            double commit_us = 0;
+            const auto t0 = Clock::now();
+            const std::uint64_t rev = dbs[m]->update(++value, commit_us);
+            const auto t1 = fleets[m]->wait_all(rev);
+            if (i >= warmup) {
+                visible[m].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+                commit[m].push_back(commit_us);
+            }
+            std::this_thread::sleep_for(500us);  // let everything go idle, as between writes
+        }
+    }
+    // Every segment holds the last value its fleet was sent.
+    for (int m = 0; m < 2; ++m) {
+        for (Client& c : fleets[m]->clients()) {
+            if (!c.get("bench")) {
+                die("a segment lost the key");
+            }
+        }
+        out.connections_after[m] = dbs[m]->agent_connections();
+        out.visible[m] = stats_of(visible[m]);
+        out.commit[m] = stats_of(commit[m]);
+    }
+    for (int m = 0; m < 2; ++m) {
+        const auto lines = fleets[m]->log_lines();
+        if (!lines.empty()) {
+            std::fprintf(stderr, "-- N=%d %s fleet: agent log lines (level %s):\n", n,
+                         to_string(m == 0 ? Mode::relay : Mode::direct), level.c_str());
+            for (const auto& [msg, count] : lines) {
+                std::fprintf(stderr, "   %4d × %s\n", count, msg.c_str());
+            }
+        }
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Read path: Redis GET against Client::get; 3. the lock.
+
+struct ReadResult {
+    Stats redis_us;
+    double client_ns_best = 0, client_ns_median = 0;
+};
+
+ReadResult bench_read(const fs::path& dir, const std::string& level) {
+    Database db("read");
+    RedisServer redis(dir / "redis-read");
+    const std::string value = "\"" + std::string(98, 'v') + "\"";  // 100 bytes of JSON text
+    exec_or_die(db.conn, "INSERT INTO system_configs (key, value) VALUES ('read100', '" + value +
+                             "')");
+    Fleet fleet(Mode::relay, 1, db, redis, dir / "fleet-read", level);
+    fleet.open_all();
+    Client& client = fleet.clients()[0];
+    const auto deadline = Clock::now() + 10s;
+    while (!client.get("read100")) {
+        if (Clock::now() > deadline) {
+            die("read100 never reached the segment");
+        }
+        std::this_thread::sleep_for(5ms);
+    }
+    if (client.get("read100")->size() != 100) {
+        die("the segment's value is not 100 bytes");
+    }
+    RedisPtr rc = redis_connect(redis.port());
+    redis_text(rc.get(), "SET %b %b", "read100", value);
+
+    ReadResult out;
+    std::vector<double> redis_us, client_ns;
+    std::size_t bytes = 0;
+    for (int round = 0; round < 7; ++round) {
+        for (int i = 0; i < 5000; ++i) {
+            const auto t0 = Clock::now();
+            auto* r = static_cast<redisReply*>(redisCommand(rc.get(), "GET read100"));
+            const auto t1 = Clock::now();
+            if (r == nullptr || r->type != REDIS_REPLY_STRING || r->len != 100) {
+                die("Redis GET failed");
+            }
+            bytes += r->len;
+            freeReplyObject(r);
+            redis_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+        }
+        constexpr int kGets = 1000000;
+        const auto t0 = Clock::now();
+        for (int i = 0; i < kGets; ++i) {
+            bytes += client.get("read100")->size();
+        }
+        client_ns.push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count() /
+                            kGets);
+    }
+    if (bytes == 0) {
+        die("no bytes read");
+    }
+    out.redis_us = stats_of(redis_us);
+    std::sort(client_ns.begin(), client_ns.end());
+    out.client_ns_best = client_ns.front();
+    out.client_ns_median = client_ns[client_ns.size() / 2];
+    return out;
+}
+
+struct LockResult {
+    Stats round_trip_us, acquire_us, release_us;
+};
+
+LockResult bench_lock(const fs::path& dir) {
+    RedisServer redis(dir / "redis-lock");
+    yuxi::config::RedisEndpoint ep;
+    ep.host = "127.0.0.1";
+    ep.port = redis.port();
+    yuxi::config::DistributedLock lock(ep, "bench", 10s);
+    std::vector<double> rt, acq, rel;
+    for (int i = 0; i < 5200; ++i) {
+        const auto t0 = Clock::now();
+        if (!lock.try_acquire()) {
+            die("try_acquire failed on a free lock");
+        }
+        const auto t1 = Clock::now();
+        if (!lock.release()) {
+            die("release failed");
+        }
+        const auto t2 = Clock::now();
+        if (i >= 200) {
+            rt.push_back(std::chrono::duration<double, std::micro>(t2 - t0).count());
+            acq.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+            rel.push_back(std::chrono::duration<double, std::micro>(t2 - t1).count());
+        }
+    }
+    return {stats_of(rt), stats_of(acq), stats_of(rel)};
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. The fleet model: many follower subscriptions on one libevent loop.
+
+constexpr const char* kBareChannel = "yuxi:bench:bare";
+
+// What one follower keeps: the applied revision and its entries, per channel (the relay's
+// channel and the bare one are two independent streams of batches).
+struct Follower {
+    std::uint64_t revision[2] = {0, 0};
+    std::map<std::string, std::string> entries[2];
+    redisAsyncContext* ctx = nullptr;
+    bool subscribed = false;
+    class Subscribers* owner = nullptr;
+};
+
+class Subscribers {
+  public:
+    // `count` connections to Redis on `port`, each subscribed to the relay's channel and
+    // the bare one, every follower starting at `revision` on both.
+    Subscribers(std::uint16_t port, int count, std::uint64_t relay_revision) : port_(port) {
+        base_ = event_base_new();
+        followers_.resize(static_cast<std::size_t>(count));
+        for (Follower& f : followers_) {
+            f.revision[0] = relay_revision;
+            f.revision[1] = 1000000;  // bare_message() numbers from here
+            f.owner = this;
+        }
+        // A timer keeps the loop alive and lets stop() end it.
+        tick_ = event_new(base_, -1, EV_PERSIST, [](evutil_socket_t, short, void* self) {
+            auto* s = static_cast<Subscribers*>(self);
+            if (s->stop_) {
+                event_base_loopbreak(s->base_);
+            }
+        }, this);
+        timeval tv{0, 20000};
+        event_add(tick_, &tv);
+        // Connect in chunks: a burst of thousands of connects overflows the accept backlog.
+        for (std::size_t at = 0; at < followers_.size(); at += 200) {
+            const std::size_t end = std::min(followers_.size(), at + 200);
+            for (std::size_t i = at; i < end; ++i) {
+                connect(followers_[i]);
+            }
+            const auto deadline = Clock::now() + 20s;
+            while (subscribed_ < static_cast<int>(end)) {
+                if (Clock::now() > deadline) {
+                    die("only " + std::to_string(subscribed_) + " subscriptions of " +
+                        std::to_string(end));
+                }
+                event_base_loop(base_, EVLOOP_ONCE);
+            }
+        }
+        thread_ = std::thread([this] { event_base_dispatch(base_); });
+    }
+    ~Subscribers() {
+        stop_ = true;
+        thread_.join();
+        for (Follower& f : followers_) {
+            if (f.ctx != nullptr) {
+                redisAsyncFree(f.ctx);  // no callbacks run: the loop has stopped
+            }
+        }
+        event_free(tick_);
+        event_base_free(base_);
+    }
+    Subscribers(const Subscribers&) = delete;
+    Subscribers& operator=(const Subscribers&) = delete;
+
+    // Expect revision `rev` on `channel` (0 relay, 1 bare); returns once the last follower
+    // applied it, with the times the last received and the last applied it.
+    void expect(int channel, std::uint64_t rev) {
+        std::lock_guard lock(mu_);
+        want_channel_ = channel;
+        want_rev_ = rev;
+        applied_ = 0;
+        apply_ns_ = 0;
+        done_ = false;
+    }
+    // The times the first follower received it and the last applied it, and the CPU time
+    // the followers spent decoding and applying it (ns, summed over all of them).
+    bool wait(Clock::time_point& first_received, Clock::time_point& last_applied,
+              double& apply_ns) {
+        std::unique_lock lock(mu_);
+        if (!cv_.wait_for(lock, 10s, [&] { return done_; })) {
+            return false;
+        }
+        first_received = first_received_;
+        last_applied = last_applied_;
+        apply_ns = apply_ns_;
+        return true;
+    }
+    std::uint64_t gaps() const { return gaps_; }
+    std::uint64_t bad() const { return bad_; }
+    std::size_t message_bytes() const { return message_bytes_; }
+    std::string last_relay_message() {
+        std::lock_guard lock(mu_);
+        return last_relay_message_;
+    }
+    int size() const { return static_cast<int>(followers_.size()); }
+
+  private:
+    void connect(Follower& f) {
+        f.ctx = redisAsyncConnect("127.0.0.1", port_);
+        if (f.ctx == nullptr || f.ctx->err != 0) {
+            die("redisAsyncConnect failed");
+        }
+        f.ctx->data = &f;
+        redisLibeventAttach(f.ctx, base_);
+        redisAsyncCommand(f.ctx, &Subscribers::on_reply, &f, "SUBSCRIBE %s %s",
+                          std::string(agent::kChangesChannel).c_str(), kBareChannel);
+    }
+
+    static void on_reply(redisAsyncContext*, void* r, void* privdata) {
+        auto* reply = static_cast<redisReply*>(r);
+        auto* f = static_cast<Follower*>(privdata);
+        if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+            return;
+        }
+        const std::string_view kind(reply->element[0]->str, reply->element[0]->len);
+        if (kind == "subscribe") {
+            if (reply->element[2]->integer == 2 && !f->subscribed) {
+                f->subscribed = true;
+                ++f->owner->subscribed_;
+            }
+            return;
+        }
+        if (kind != "message") {
+            return;
+        }
+        f->owner->on_message(*f, reply);
+    }
+
+    // What a follower does with a message: decode it, apply it if it follows its revision.
+    void on_message(Follower& f, redisReply* reply) {
+        const auto received = Clock::now();
+        const std::string_view channel(reply->element[1]->str, reply->element[1]->len);
+        const std::string_view text(reply->element[2]->str, reply->element[2]->len);
+        const int ch = channel == kBareChannel ? 1 : 0;
+        auto decoded = agent::decode_batch(text);
+        auto* b = std::get_if<agent::Batch>(&decoded);
+        if (b == nullptr) {
+            ++bad_;
+            return;
+        }
+        if (b->prev != f.revision[ch]) {
+            ++gaps_;  // a follower would catch up from the stream; here: take it anyway
+        }
+        f.revision[ch] = b->revision;
+        for (agent::Change& c : b->entries) {
+            if (c.value) {
+                f.entries[ch][c.key] = std::move(*c.value);
+            } else {
+                f.entries[ch].erase(c.key);
+            }
+        }
+        const auto applied = Clock::now();
+        std::lock_guard lock(mu_);
+        if (ch == 0) {
+            message_bytes_ = text.size();
+            if (last_relay_message_.size() != text.size()) {
+                last_relay_message_.assign(text);
+            }
+        }
+        if (ch != want_channel_ || b->revision != want_rev_) {
+            return;
+        }
+        if (applied_++ == 0) {
+            first_received_ = received;
+        }
+        last_applied_ = applied;
+        apply_ns_ += std::chrono::duration<double, std::nano>(applied - received).count();
+        if (applied_ == static_cast<int>(followers_.size())) {
+            done_ = true;
+            cv_.notify_one();
+        }
+    }
+
+    std::uint16_t port_;
+    event_base* base_ = nullptr;
+    event* tick_ = nullptr;
+    std::vector<Follower> followers_;
+    std::thread thread_;
+    std::atomic<bool> stop_{false};
+    int subscribed_ = 0;
+    std::uint64_t gaps_ = 0, bad_ = 0;
+    std::size_t message_bytes_ = 0;
+
+    std::mutex mu_;
+    std::condition_variable cv_;
+    int want_channel_ = -1;
+    std::uint64_t want_rev_ = 0;
+    int applied_ = 0;
+    double apply_ns_ = 0;
+    bool done_ = false;
+    Clock::time_point first_received_, last_applied_;
+    std::string last_relay_message_;
+};
+
+struct FleetResult {
+    int subscribers = 0;
+    std::size_t relay_bytes = 0, bare_bytes = 0;
+    Stats relay_applied, relay_first, relay_commit, bare_applied, bare_first;
+    Stats decode_us;  // one follower's decode + apply of one message
+    std::uint64_t gaps = 0, bad = 0;
+    double redis_cpu_us_per_delivery = 0;  // redis-server's CPU time / messages delivered
+};
+
+// redis-server's CPU time so far (user + system), in microseconds.
+double redis_cpu_us(redisContext* c) {
+    const std::string info = redis_text(c, "INFO cpu");
+    auto field = [&](const char* name) {
+        const auto at = info.find(name);
+        return at == std::string::npos ? 0.0 : std::strtod(info.c_str() + at + std::strlen(name),
+                                                            nullptr);
+    };
+    return (field("used_cpu_sys:") + field("used_cpu_user:")) * 1e6;
+}
+
+// A bare message: the relay's last message with its own revision numbers, so the same size
+// up to the digits of the numbers.
+std::string bare_message(const std::string& relay_text, std::uint64_t rev) {
+    auto decoded = agent::decode_batch(relay_text);
+    auto* b = std::get_if<agent::Batch>(&decoded);
+    if (b == nullptr) {
+        die("cannot decode the relay's message");
+    }
+    // Keep the digit count of the relay's revisions: start far from 0.
+    b->prev = 1000000 + rev - 1;
+    b->revision = 1000000 + rev;
+    return agent::encode_batch(*b);
+}
+
+FleetResult bench_fleet(int subscribers, int samples, bool with_relay, const fs::path& dir,
+                        const std::string& level) {
+    FleetResult out;
+    out.subscribers = subscribers;
+    std::optional<Database> db;
+    RedisServer redis(dir / ("redis-fleet-" + std::to_string(subscribers)));
+    std::optional<Fleet> fleet;
+    std::uint64_t rev0 = 0;
+    if (with_relay) {
+        db.emplace("fleet");
+        fleet.emplace(Mode::relay, 1, *db, redis, dir / "fleet-model", level);
+        fleet->open_all();
+        RedisPtr rc = redis_connect(redis.port());
+        const auto deadline = Clock::now() + 30s;
+        while (redis_text(rc.get(), "EXISTS yuxi:config:relay") != "1") {
+            if (Clock::now() > deadline) {
+                die("the relay took no lease");
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        rev0 = fleet->clients()[0].revision();
+    }
+    Subscribers subs(redis.port(), subscribers, rev0);
+    RedisPtr publisher = redis_connect(redis.port());
+
+    // The relay's message for one update, as a template for the bare one (a value like
+    // the bench's: a number, so the same size whatever the path).
+    std::string relay_text;
+    long value = 100000;
+    std::uint64_t bare_rev = 0;
+    std::vector<double> ra, rr, rc_us, ba, br, dec;
+    const int warmup = 10;
+    double cpu0 = 0;
+    for (int i = 0; i < warmup + samples; ++i) {
+        if (i == warmup) {
+            cpu0 = redis_cpu_us(publisher.get());
+        }
+        for (int k = 0; k < 2; ++k) {
+            const int which = with_relay ? (i + k) % 2 : 1;  // 0 relay, 1 bare
+            if (which == 0) {
+                // The revision this UPDATE will produce is only known after it: expect the
+                // next one (one writer, nothing else writes: revisions are consecutive).
+                const std::uint64_t next = std::stoull(scalar_or_die(
+                                               db->conn,
+                                               "SELECT last_value FROM "
+                                               "yuxi_config_changes_revision_seq")) +
+                                           1;
+                subs.expect(0, next);
+                double commit_us = 0;
+                const auto t0 = Clock::now();
+                const std::uint64_t rev = db->update(++value, commit_us);
+                if (rev != next) {
+                    die("revision " + std::to_string(rev) + ", expected " + std::to_string(next));
+                }
+                Clock::time_point last_rx, last_ap;
+                double apply_ns = 0;
+                if (!subs.wait(last_rx, last_ap, apply_ns)) {
+                    die("the followers did not all apply revision " + std::to_string(rev));
+                }
+                if (i >= warmup) {
+                    ra.push_back(std::chrono::duration<double, std::micro>(last_ap - t0).count());
+                    rr.push_back(std::chrono::duration<double, std::micro>(last_rx - t0).count());
+                    rc_us.push_back(commit_us);
+                    dec.push_back(apply_ns / 1e3 / subscribers);
+                }
+                if (relay_text.empty()) {
+                    relay_text = subs.last_relay_message();
+                }
+            } else {
+                if (with_relay && relay_text.empty()) {
+                    continue;  // the relay goes first once, to give the message's shape
+                }
+                if (!with_relay && relay_text.empty()) {
+                    // No relay: a message of a relay's typical shape and size.
+                    agent::Batch b;
+                    b.revision = 1000001;
+                    b.prev = 1000000;
+                    b.commit_ns = 1764489600123456789ULL;
+                    b.fence = 1764489600123456ULL;
+                    b.entries.push_back({yuxi::config::Namespace::config, "bench",
+                                         std::string("100001"), "basic"});
+                    relay_text = agent::encode_batch(b);
+                }
+                ++bare_rev;
+                const std::string msg = bare_message(relay_text, bare_rev);
+                out.bare_bytes = msg.size();
+                subs.expect(1, 1000000 + bare_rev);
+                const auto t0 = Clock::now();
+                const std::string receivers = redis_text(publisher.get(), "PUBLISH %b %b",
+                                                         kBareChannel, msg);
+                if (receivers != std::to_string(subscribers)) {
+                    die("PUBLISH reached " + receivers + " subscribers");
+                }
+                Clock::time_point last_rx, last_ap;
+                double apply_ns = 0;
+                if (!subs.wait(last_rx, last_ap, apply_ns)) {
+                    die("the followers did not all apply the bare message");
+                }
+                if (i >= warmup) {
+                    ba.push_back(std::chrono::duration<double, std::micro>(last_ap - t0).count());
+                    br.push_back(std::chrono::duration<double, std::micro>(last_rx - t0).count());
+                    dec.push_back(apply_ns / 1e3 / subscribers);
+                }
+            }
+            std::this_thread::sleep_for(2ms);
+        }
+    }
+    out.redis_cpu_us_per_delivery = (redis_cpu_us(publisher.get()) - cpu0) /
+                                    static_cast<double>(ra.size() + ba.size()) / subscribers;
+    out.relay_bytes = subs.message_bytes();
+    out.relay_applied = stats_of(ra);
+    out.relay_first = stats_of(rr);
+    out.decode_us = stats_of(dec);
+    out.relay_commit = stats_of(rc_us);
+    out.bare_applied = stats_of(ba);
+    out.bare_first = stats_of(br);
+    out.gaps = subs.gaps();
+    out.bad = subs.bad();
+    return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<int> sizes = {1, 5, 20};
+    int updates = 300;
+    int subscribers = 1000;
+    int fleet_samples = 200;
+    int bare_subscribers = 5000;
+    std::string sections = "fanout,read,lock,fleet,bare";
+    std::string level = "warn";
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&] {
+            if (i + 1 >= argc) {
+                die(a + " needs a value");
+            }
+            return std::string(argv[++i]);
+        };
+        if (a == "--fleet") {
+            sizes.clear();
+            std::istringstream in(next());
+            for (std::string n; std::getline(in, n, ',');) {
+                sizes.push_back(std::stoi(n));
+            }
+        } else if (a == "--updates") {
+            updates = std::stoi(next());
+        } else if (a == "--subscribers") {
+            subscribers = std::stoi(next());
+        } else if (a == "--fleet-samples") {
+            fleet_samples = std::stoi(next());
+        } else if (a == "--bare-subscribers") {
+            bare_subscribers = std::stoi(next());
+        } else if (a == "--sections") {
+            sections = next();
+        } else if (a == "--agent-log-level") {
+            level = next();
+        } else {
+            die("usage: fanout_bench [--fleet 1,5,20] [--updates N] [--subscribers N] "
+                "[--fleet-samples N] [--bare-subscribers N] [--sections "
+                "fanout,read,lock,fleet,bare] [--agent-log-level L]");
+        }
+    }
+    auto wanted = [&](const char* s) {
+        return ("," + sections + ",").find("," + std::string(s) + ",") != std::string::npos;
+    };
+    const char* server = std::getenv("YUXI_TEST_DATABASE_URL");
+    if (server == nullptr || *server == '\0') {
+        die("YUXI_TEST_DATABASE_URL is not set: scripts/test-servers start && "
+            "eval \"$(scripts/test-servers env)\"");
+    }
+    g_server = server;
+    ::signal(SIGPIPE, SIG_IGN);
+    // Thousands of subscriptions: one descriptor each, here and in redis-server.
+    rlimit rl{};
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+    const fs::path dir = fs::temp_directory_path() / ("yuxi-fanout-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+
+    std::string pg_version, redis_version;
+    {
+        PGconn* c = connect_or_die(g_server);
+        pg_version = scalar_or_die(c, "SHOW server_version");
+        PQfinish(c);
+    }
+    std::printf("# fanout_bench: %s, %u hardware threads; PostgreSQL %s, %s, all over "
+                "loopback\n\n",
+                cpu_model().c_str(), std::thread::hardware_concurrency(), pg_version.c_str(),
+                redis_server_bin().c_str());
+    std::printf("At start: %s\n\n", machine_activity().c_str());
+    std::fflush(stdout);
+
+    if (wanted("fanout")) {
+        std::vector<FanoutResult> results;
+        for (const int n : sizes) {
+            std::fprintf(stderr, "fanout: N = %d, %d updates per mode ...\n", n, updates);
+            results.push_back(bench_fanout(n, updates, dir / ("fanout-" + std::to_string(n)),
+                                           level));
+        }
+        std::printf("## Fan-out: UPDATE sent → new revision in all N segments (ms)\n\n");
+        std::printf("| N | mode | n | p50 | p90 | p99 | max | commit p50 (µs) | commit p99 (µs) "
+                    "| PostgreSQL connections (settled / after the run) |\n");
+        std::printf("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (const FanoutResult& r : results) {
+            for (int m = 0; m < 2; ++m) {
+                const Stats& v = r.visible[m];
+                std::printf("| %d | %s | %zu | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f | %d / %d "
+                            "|\n",
+                            r.n, m == 0 ? "relay" : "direct", v.n, v.p50 / 1e3, v.p90 / 1e3,
+                            v.p99 / 1e3, v.max / 1e3, r.commit[m].p50, r.commit[m].p99,
+                            r.connections_before[m], r.connections_after[m]);
+            }
+        }
+        std::printf("\n| N | relay / direct p50 | relay / direct p99 | commit relay / direct "
+                    "(p50) |\n|---:|---:|---:|---:|\n");
+        for (const FanoutResult& r : results) {
+            std::printf("| %d | %.2f× | %.2f× | %.2f× |\n", r.n,
+                        r.visible[0].p50 / r.visible[1].p50, r.visible[0].p99 / r.visible[1].p99,
+                        r.commit[0].p50 / r.commit[1].p50);
+        }
+        std::printf("\nAfter fan-out: %s\n\n", machine_activity().c_str());
+        std::fflush(stdout);
+    }
+
+    if (wanted("read")) {
+        std::fprintf(stderr, "read: Redis GET vs Client::get ...\n");
+        const ReadResult r = bench_read(dir / "read", level);
+        std::printf("## Reads of one 100-byte value\n\n| path | p50 | mean | p99 |\n"
+                    "|---|---:|---:|---:|\n");
+        std::printf("| Redis `GET` over loopback (hiredis, blocking), %zu reads | %.1f µs | %.1f "
+                    "µs | %.1f µs |\n",
+                    r.redis_us.n, r.redis_us.p50, r.redis_us.mean, r.redis_us.p99);
+        std::printf("| `Client::get` (copy out of the segment), 7 × 1,000,000 reads | "
+                    "best round %.1f ns | median round %.1f ns | |\n",
+                    r.client_ns_best, r.client_ns_median);
+        std::printf("\nratio: Redis GET p50 / Client::get (median round) = %.0f×; means: %.0f×\n\n",
+                    r.redis_us.p50 * 1e3 / r.client_ns_median,
+                    r.redis_us.mean * 1e3 / r.client_ns_median);
+        std::fflush(stdout);
+    }
+
+    if (wanted("lock")) {
+        std::fprintf(stderr, "lock ...\n");
+        const LockResult r = bench_lock(dir / "lock");
+        std::printf("## DistributedLock over loopback (µs)\n\n| operation | n | p50 | mean | p99 "
+                    "|\n|---|---:|---:|---:|---:|\n");
+        const std::pair<const char*, const Stats*> rows[] = {
+            {"`try_acquire` + `release`", &r.round_trip_us},
+            {"`try_acquire` alone", &r.acquire_us},
+            {"`release` alone", &r.release_us}};
+        for (const auto& [what, s] : rows) {
+            std::printf("| %s | %zu | %.1f | %.1f | %.1f |\n", what, s->n, s->p50, s->mean, s->p99);
+        }
+        std::printf("\n");
+        std::fflush(stdout);
+    }
+
+    auto print_fleet = [](const FleetResult& f, bool with_relay) {
+        std::printf("| path (%d subscribers) | n | p50 | p90 | p99 | max |\n"
+                    "|---|---:|---:|---:|---:|---:|\n",
+                    f.subscribers);
+        auto row = [](const char* what, const Stats& s) {
+            std::printf("| %s | %zu | %.2f | %.2f | %.2f | %.2f |\n", what, s.n, s.p50 / 1e3,
+                        s.p90 / 1e3, s.p99 / 1e3, s.max / 1e3);
+        };
+        if (with_relay) {
+            row("relay: UPDATE sent → last follower applied", f.relay_applied);
+            row("relay: UPDATE sent → first follower received", f.relay_first);
+            row("relay: the UPDATE's round trip (commit)", f.relay_commit);
+        }
+        row("bare PUBLISH sent → last follower applied", f.bare_applied);
+        row("bare PUBLISH sent → first follower received", f.bare_first);
+        std::printf("\none follower's decode_batch + apply of one message: p50 %.2f µs, mean "
+                    "%.2f µs (mean per sample over the %d followers)\n",
+                    f.decode_us.p50, f.decode_us.mean, f.subscribers);
+        std::printf("redis-server CPU time per message delivered to one subscriber: %.2f µs "
+                    "(INFO cpu over the timed samples)\n",
+                    f.redis_cpu_us_per_delivery);
+        std::printf("message sizes: relay %zu bytes, bare %zu bytes; followers' gaps %llu, "
+                    "undecodable %llu\n",
+                    f.relay_bytes, f.bare_bytes, static_cast<unsigned long long>(f.gaps),
+                    static_cast<unsigned long long>(f.bad));
+        if (with_relay) {
+            std::printf("relay / bare (applied): p50 %.2f×, p99 %.2f×; relay minus bare p50: %.2f "
+                        "ms\n",
+                        f.relay_applied.p50 / f.bare_applied.p50,
+                        f.relay_applied.p99 / f.bare_applied.p99,
+                        (f.relay_applied.p50 - f.bare_applied.p50) / 1e3);
+        }
+        std::printf("\n");
+    };
+    if (wanted("fleet")) {
+        std::fprintf(stderr, "fleet model: %d subscribers, %d samples per path ...\n", subscribers,
+                     fleet_samples);
+        const FleetResult f = bench_fleet(subscribers, fleet_samples, true, dir / "fleet", level);
+        std::printf("## Fleet model: %d follower subscriptions in one process (ms)\n\n",
+                    subscribers);
+        print_fleet(f, true);
+        std::fflush(stdout);
+    }
+    if (wanted("bare")) {
+        for (const int n : {1000, bare_subscribers}) {
+            if (n == 1000 && bare_subscribers == 1000) {
+                continue;
+            }
+            std::fprintf(stderr, "bare PUBLISH: %d subscribers ...\n", n);
+            const FleetResult f = bench_fleet(n, fleet_samples, false, dir / "bare", level);
+            std::printf("## Bare PUBLISH to %d subscriptions in one process (ms)\n\n", n);
+            print_fleet(f, false);
+            std::fflush(stdout);
+        }
+    }
+    std::printf("At end: %s\n", machine_activity().c_str());
+    cleanup();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    return 0;
+}
