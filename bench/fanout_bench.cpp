@@ -303,10 +303,10 @@ struct Database {
     }
 
     int agent_connections() {
-        return std::stoi(scalar_or_die(
-            conn,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-            "'yuxi-config-agent' AND datname = current_database()"));
+        return std::stoi(
+            scalar_or_die(conn,
+                          "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                          "'yuxi-config-agent' AND datname = current_database()"));
     }
 };
 
@@ -341,8 +341,8 @@ RedisPtr redis_connect(std::uint16_t port) {
 // A reply's integer or text, or die.
 std::string redis_text(redisContext* c, const char* fmt, const std::string& a = {},
                        const std::string& b = {}) {
-    auto* r = static_cast<redisReply*>(redisCommand(c, fmt, a.data(), a.size(), b.data(),
-                                                    b.size()));
+    auto* r =
+        static_cast<redisReply*>(redisCommand(c, fmt, a.data(), a.size(), b.data(), b.size()));
     if (r == nullptr) {
         die("Redis: connection lost");
     }
@@ -414,12 +414,12 @@ class Fleet {
             g_segments.insert(seg);
             segments_.push_back(seg);
             std::vector<std::string> env = clean_environment();
-            env.insert(env.end(), {"CONFIG_MODE=database", "DATABASE_URL=" + db.url,
-                                   "REDIS_HOST=127.0.0.1",
-                                   "REDIS_PORT=" + std::to_string(redis.port()),
-                                   "POD_NAME=" + std::string(to_string(mode)) + std::to_string(i),
-                                   "YUXI_CONFIG_SEGMENT=" + seg, "YUXI_CONFIG_HTTP=127.0.0.1:0",
-                                   "LOG_LEVEL=" + level});
+            env.insert(env.end(),
+                       {"CONFIG_MODE=database", "DATABASE_URL=" + db.url, "REDIS_HOST=127.0.0.1",
+                        "REDIS_PORT=" + std::to_string(redis.port()),
+                        "POD_NAME=" + std::string(to_string(mode)) + std::to_string(i),
+                        "YUXI_CONFIG_SEGMENT=" + seg, "YUXI_CONFIG_HTTP=127.0.0.1:0",
+                        "LOG_LEVEL=" + level});
             if (mode == Mode::direct) {
                 env.emplace_back("YUXI_CONFIG_RELAY=off");
             }
@@ -655,8 +655,8 @@ ReadResult bench_read(const fs::path& dir, const std::string& level) {
     Database db("read");
     RedisServer redis(dir / "redis-read");
     const std::string value = "\"" + std::string(98, 'v') + "\"";  // 100 bytes of JSON text
-    exec_or_die(db.conn, "INSERT INTO system_configs (key, value) VALUES ('read100', '" + value +
-                             "')");
+    exec_or_die(db.conn,
+                "INSERT INTO system_configs (key, value) VALUES ('read100', '" + value + "')");
     Fleet fleet(Mode::relay, 1, db, redis, dir / "fleet-read", level);
     fleet.open_all();
     Client& client = fleet.clients()[0];
@@ -764,12 +764,15 @@ class Subscribers {
             f.owner = this;
         }
         // A timer keeps the loop alive and lets stop() end it.
-        tick_ = event_new(base_, -1, EV_PERSIST, [](evutil_socket_t, short, void* self) {
-            auto* s = static_cast<Subscribers*>(self);
-            if (s->stop_) {
-                event_base_loopbreak(s->base_);
-            }
-        }, this);
+        tick_ = event_new(
+            base_, -1, EV_PERSIST,
+            [](evutil_socket_t, short, void* self) {
+                auto* s = static_cast<Subscribers*>(self);
+                if (s->stop_) {
+                    event_base_loopbreak(s->base_);
+                }
+            },
+            this);
         timeval tv{0, 20000};
         event_add(tick_, &tv);
         // Connect in chunks: a burst of thousands of connects overflows the accept backlog.
@@ -947,8 +950,9 @@ double redis_cpu_us(redisContext* c) {
     const std::string info = redis_text(c, "INFO cpu");
     auto field = [&](const char* name) {
         const auto at = info.find(name);
-        return at == std::string::npos ? 0.0 : std::strtod(info.c_str() + at + std::strlen(name),
-                                                            nullptr);
+        return at == std::string::npos
+                   ? 0.0
+                   : std::strtod(info.c_str() + at + std::strlen(name), nullptr);
     };
     return (field("used_cpu_sys:") + field("used_cpu_user:")) * 1e6;
 }
@@ -1009,11 +1013,11 @@ FleetResult bench_fleet(int subscribers, int samples, bool with_relay, const fs:
             if (which == 0) {
                 // The revision this UPDATE will produce is only known after it: expect the
                 // next one (one writer, nothing else writes: revisions are consecutive).
-                const std::uint64_t next = std::stoull(scalar_or_die(
-                                               db->conn,
-                                               "SELECT last_value FROM "
-                                               "yuxi_config_changes_revision_seq")) +
-                                           1;
+                const std::uint64_t next =
+                    std::stoull(scalar_or_die(db->conn,
+                                              "SELECT last_value FROM "
+                                              "yuxi_config_changes_revision_seq")) +
+                    1;
                 subs.expect(0, next);
                 double commit_us = 0;
                 const auto t0 = Clock::now();
@@ -1046,8 +1050,8 @@ FleetResult bench_fleet(int subscribers, int samples, bool with_relay, const fs:
                     b.prev = 1000000;
                     b.commit_ns = 1764489600123456789ULL;
                     b.fence = 1764489600123456ULL;
-                    b.entries.push_back({yuxi::config::Namespace::config, "bench",
-                                         std::string("100001"), "basic"});
+                    b.entries.push_back(
+                        {yuxi::config::Namespace::config, "bench", std::string("100001"), "basic"});
                     relay_text = agent::encode_batch(b);
                 }
                 ++bare_rev;
@@ -1055,8 +1059,8 @@ FleetResult bench_fleet(int subscribers, int samples, bool with_relay, const fs:
                 out.bare_bytes = msg.size();
                 subs.expect(1, 1000000 + bare_rev);
                 const auto t0 = Clock::now();
-                const std::string receivers = redis_text(publisher.get(), "PUBLISH %b %b",
-                                                         kBareChannel, msg);
+                const std::string receivers =
+                    redis_text(publisher.get(), "PUBLISH %b %b", kBareChannel, msg);
                 if (receivers != std::to_string(subscribers)) {
                     die("PUBLISH reached " + receivers + " subscribers");
                 }
@@ -1154,10 +1158,11 @@ int main(int argc, char** argv) {
         pg_version = scalar_or_die(c, "SHOW server_version");
         PQfinish(c);
     }
-    std::printf("# fanout_bench: %s, %u hardware threads; PostgreSQL %s, %s, all over "
-                "loopback\n\n",
-                cpu_model().c_str(), std::thread::hardware_concurrency(), pg_version.c_str(),
-                redis_server_bin().c_str());
+    std::printf(
+        "# fanout_bench: %s, %u hardware threads; PostgreSQL %s, %s, all over "
+        "loopback\n\n",
+        cpu_model().c_str(), std::thread::hardware_concurrency(), pg_version.c_str(),
+        redis_server_bin().c_str());
     std::printf("At start: %s\n\n", machine_activity().c_str());
     std::fflush(stdout);
 
@@ -1165,25 +1170,28 @@ int main(int argc, char** argv) {
         std::vector<FanoutResult> results;
         for (const int n : sizes) {
             std::fprintf(stderr, "fanout: N = %d, %d updates per mode ...\n", n, updates);
-            results.push_back(bench_fanout(n, updates, dir / ("fanout-" + std::to_string(n)),
-                                           level));
+            results.push_back(
+                bench_fanout(n, updates, dir / ("fanout-" + std::to_string(n)), level));
         }
         std::printf("## Fan-out: UPDATE sent → new revision in all N segments (ms)\n\n");
-        std::printf("| N | mode | n | p50 | p90 | p99 | max | commit p50 (µs) | commit p99 (µs) "
-                    "| PostgreSQL connections (settled / after the run) |\n");
+        std::printf(
+            "| N | mode | n | p50 | p90 | p99 | max | commit p50 (µs) | commit p99 (µs) "
+            "| PostgreSQL connections (settled / after the run) |\n");
         std::printf("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (const FanoutResult& r : results) {
             for (int m = 0; m < 2; ++m) {
                 const Stats& v = r.visible[m];
-                std::printf("| %d | %s | %zu | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f | %d / %d "
-                            "|\n",
-                            r.n, m == 0 ? "relay" : "direct", v.n, v.p50 / 1e3, v.p90 / 1e3,
-                            v.p99 / 1e3, v.max / 1e3, r.commit[m].p50, r.commit[m].p99,
-                            r.connections_before[m], r.connections_after[m]);
+                std::printf(
+                    "| %d | %s | %zu | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f | %d / %d "
+                    "|\n",
+                    r.n, m == 0 ? "relay" : "direct", v.n, v.p50 / 1e3, v.p90 / 1e3, v.p99 / 1e3,
+                    v.max / 1e3, r.commit[m].p50, r.commit[m].p99, r.connections_before[m],
+                    r.connections_after[m]);
             }
         }
-        std::printf("\n| N | relay / direct p50 | relay / direct p99 | commit relay / direct "
-                    "(p50) |\n|---:|---:|---:|---:|\n");
+        std::printf(
+            "\n| N | relay / direct p50 | relay / direct p99 | commit relay / direct "
+            "(p50) |\n|---:|---:|---:|---:|\n");
         for (const FanoutResult& r : results) {
             std::printf("| %d | %.2f× | %.2f× | %.2f× |\n", r.n,
                         r.visible[0].p50 / r.visible[1].p50, r.visible[0].p99 / r.visible[1].p99,
@@ -1196,14 +1204,17 @@ int main(int argc, char** argv) {
     if (wanted("read")) {
         std::fprintf(stderr, "read: Redis GET vs Client::get ...\n");
         const ReadResult r = bench_read(dir / "read", level);
-        std::printf("## Reads of one 100-byte value\n\n| path | p50 | mean | p99 |\n"
-                    "|---|---:|---:|---:|\n");
-        std::printf("| Redis `GET` over loopback (hiredis, blocking), %zu reads | %.1f µs | %.1f "
-                    "µs | %.1f µs |\n",
-                    r.redis_us.n, r.redis_us.p50, r.redis_us.mean, r.redis_us.p99);
-        std::printf("| `Client::get` (copy out of the segment), 7 × 1,000,000 reads | "
-                    "best round %.1f ns | median round %.1f ns | |\n",
-                    r.client_ns_best, r.client_ns_median);
+        std::printf(
+            "## Reads of one 100-byte value\n\n| path | p50 | mean | p99 |\n"
+            "|---|---:|---:|---:|\n");
+        std::printf(
+            "| Redis `GET` over loopback (hiredis, blocking), %zu reads | %.1f µs | %.1f "
+            "µs | %.1f µs |\n",
+            r.redis_us.n, r.redis_us.p50, r.redis_us.mean, r.redis_us.p99);
+        std::printf(
+            "| `Client::get` (copy out of the segment), 7 × 1,000,000 reads | "
+            "best round %.1f ns | median round %.1f ns | |\n",
+            r.client_ns_best, r.client_ns_median);
         std::printf("\nratio: Redis GET p50 / Client::get (median round) = %.0f×; means: %.0f×\n\n",
                     r.redis_us.p50 * 1e3 / r.client_ns_median,
                     r.redis_us.mean * 1e3 / r.client_ns_median);
@@ -1213,8 +1224,9 @@ int main(int argc, char** argv) {
     if (wanted("lock")) {
         std::fprintf(stderr, "lock ...\n");
         const LockResult r = bench_lock(dir / "lock");
-        std::printf("## DistributedLock over loopback (µs)\n\n| operation | n | p50 | mean | p99 "
-                    "|\n|---|---:|---:|---:|---:|\n");
+        std::printf(
+            "## DistributedLock over loopback (µs)\n\n| operation | n | p50 | mean | p99 "
+            "|\n|---|---:|---:|---:|---:|\n");
         const std::pair<const char*, const Stats*> rows[] = {
             {"`try_acquire` + `release`", &r.round_trip_us},
             {"`try_acquire` alone", &r.acquire_us},
@@ -1227,9 +1239,10 @@ int main(int argc, char** argv) {
     }
 
     auto print_fleet = [](const FleetResult& f, bool with_relay) {
-        std::printf("| path (%d subscribers) | n | p50 | p90 | p99 | max |\n"
-                    "|---|---:|---:|---:|---:|---:|\n",
-                    f.subscribers);
+        std::printf(
+            "| path (%d subscribers) | n | p50 | p90 | p99 | max |\n"
+            "|---|---:|---:|---:|---:|---:|\n",
+            f.subscribers);
         auto row = [](const char* what, const Stats& s) {
             std::printf("| %s | %zu | %.2f | %.2f | %.2f | %.2f |\n", what, s.n, s.p50 / 1e3,
                         s.p90 / 1e3, s.p99 / 1e3, s.max / 1e3);
@@ -1241,22 +1254,25 @@ int main(int argc, char** argv) {
         }
         row("bare PUBLISH sent → last follower applied", f.bare_applied);
         row("bare PUBLISH sent → first follower received", f.bare_first);
-        std::printf("\none follower's decode_batch + apply of one message: p50 %.2f µs, mean "
-                    "%.2f µs (mean per sample over the %d followers)\n",
-                    f.decode_us.p50, f.decode_us.mean, f.subscribers);
-        std::printf("redis-server CPU time per message delivered to one subscriber: %.2f µs "
-                    "(INFO cpu over the timed samples)\n",
-                    f.redis_cpu_us_per_delivery);
-        std::printf("message sizes: relay %zu bytes, bare %zu bytes; followers' gaps %llu, "
-                    "undecodable %llu\n",
-                    f.relay_bytes, f.bare_bytes, static_cast<unsigned long long>(f.gaps),
-                    static_cast<unsigned long long>(f.bad));
+        std::printf(
+            "\none follower's decode_batch + apply of one message: p50 %.2f µs, mean "
+            "%.2f µs (mean per sample over the %d followers)\n",
+            f.decode_us.p50, f.decode_us.mean, f.subscribers);
+        std::printf(
+            "redis-server CPU time per message delivered to one subscriber: %.2f µs "
+            "(INFO cpu over the timed samples)\n",
+            f.redis_cpu_us_per_delivery);
+        std::printf(
+            "message sizes: relay %zu bytes, bare %zu bytes; followers' gaps %llu, "
+            "undecodable %llu\n",
+            f.relay_bytes, f.bare_bytes, static_cast<unsigned long long>(f.gaps),
+            static_cast<unsigned long long>(f.bad));
         if (with_relay) {
-            std::printf("relay / bare (applied): p50 %.2f×, p99 %.2f×; relay minus bare p50: %.2f "
-                        "ms\n",
-                        f.relay_applied.p50 / f.bare_applied.p50,
-                        f.relay_applied.p99 / f.bare_applied.p99,
-                        (f.relay_applied.p50 - f.bare_applied.p50) / 1e3);
+            std::printf(
+                "relay / bare (applied): p50 %.2f×, p99 %.2f×; relay minus bare p50: %.2f "
+                "ms\n",
+                f.relay_applied.p50 / f.bare_applied.p50, f.relay_applied.p99 / f.bare_applied.p99,
+                (f.relay_applied.p50 - f.bare_applied.p50) / 1e3);
         }
         std::printf("\n");
     };
