@@ -451,6 +451,11 @@ bool DatabaseMode::apply_changes(std::vector<Change>&& changes, std::uint64_t re
 }
 
 void DatabaseMode::source_up(bool up) {
+    if (!up && fed()) {
+        // Fed until this moment: the stale limit counts from the loss, not from the last
+        // heartbeat (which a busy machine may run late).
+        last_fed_ = std::chrono::steady_clock::now();
+    }
     up_ = up;
     if (up && degraded_) {
         degraded_ = false;

@@ -13,6 +13,7 @@
 #include <map>
 
 #include "database_url.hpp"
+#include "postgres_source.hpp"
 #include "yuxi/config/detail/mapping.hpp"
 #include "yuxi/config/layout.hpp"
 
@@ -601,7 +602,10 @@ Options parse_options(std::span<const std::string_view> args, const EnvLookup& e
                 "or give --database-url");
         }
         try {
-            (void)to_libpq_conninfo(o.database_url, "yuxi-config-agent");
+            // Everything about the URL is checked here, before anything is bound or mapped,
+            // so that a bad URL is always exit status 2.
+            check_conninfo(to_libpq_conninfo(o.database_url, "yuxi-config-agent"),
+                           redact_database_url(o.database_url));
         } catch (const DatabaseUrlError& e) {
             // The message starts with "DATABASE_URL '...'": name the flag only if it was one.
             throw OptionsError(o.database_url_origin == "DATABASE_URL"

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <random>
 #include <system_error>
 #include <utility>
 
@@ -289,12 +290,11 @@ PostgresSource::~PostgresSource() {
 void PostgresSource::start() {
     reconnect_timer_.reset(evtimer_new(base_, &PostgresSource::on_reconnect_timer, this));
     deadline_.reset(evtimer_new(base_, &PostgresSource::on_deadline, this));
-    poll_timer_.reset(event_new(base_, -1, EV_PERSIST, &PostgresSource::on_poll_timer, this));
+    poll_timer_.reset(evtimer_new(base_, &PostgresSource::on_poll_timer, this));
     if (!reconnect_timer_ || !deadline_ || !poll_timer_) {
         throw std::system_error(ENOMEM, std::generic_category(), "libevent: evtimer_new");
     }
-    const timeval poll = to_timeval(options_.safety_poll);
-    if (event_add(poll_timer_.get(), &poll) != 0) {
+    if (!arm_poll_timer()) {
         throw std::system_error(EINVAL, std::generic_category(), "libevent: event_add");
     }
     connect();
@@ -340,9 +340,25 @@ void PostgresSource::on_deadline(evutil_socket_t, short, void* self) {
             "no answer after " + std::to_string(waited.count()) + " ms");
 }
 
+bool PostgresSource::arm_poll_timer() {
+    // A listener polls on the dot. Pollers (a fleet's followers while Redis is away, who
+    // all lost it at the same moment) draw each interval from [0.5, 1.5] of it, so that
+    // they spread over the interval instead of querying together.
+    std::chrono::microseconds next = options_.safety_poll;
+    if (!options_.listen) {
+        std::uniform_int_distribution<std::int64_t> d(next.count() / 2, next.count() * 3 / 2);
+        next = std::chrono::microseconds(d(jitter_));
+    }
+    const timeval tv = to_timeval(next);
+    return event_add(poll_timer_.get(), &tv) == 0;
+}
+
 void PostgresSource::on_poll_timer(evutil_socket_t, short, void* self) {
     auto& me = *static_cast<PostgresSource*>(self);
     ++me.stats_.safety_polls;
+    if (!me.arm_poll_timer()) {
+        spdlog::error("libevent: cannot re-arm the safety poll; notifications still work");
+    }
     // Only when nothing is in flight: a query in flight reads everything committed
     // before it, and a lost connection is the reconnect timer's business.
     if (me.state_ == ConnState::ready) {

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -234,6 +235,7 @@ class PostgresSource {
     void handle_catchup();
     bool publish_group(std::vector<Row>& rows);
     void become_ready();
+    bool arm_poll_timer();
     void start_trim();
     void handle_trim();
     void wake_for(std::uint64_t revision, bool known);
@@ -271,7 +273,8 @@ class PostgresSource {
     // whether one came without a revision.
     std::uint64_t announced_ = 0;
     bool announced_unknown_ = false;
-    bool was_up_ = false;          // what source_up last said
+    bool was_up_ = false;  // what source_up last said
+    std::mt19937_64 jitter_{std::random_device{}()};
     std::uint64_t trim_keep_ = 0;  // a trim asked for and not yet sent (0: none)
 };
 

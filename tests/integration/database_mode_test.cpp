@@ -587,7 +587,7 @@ TEST_P(BadUrlTest, Exits2WithoutShowingThePassword) {
     Agent agent;
     agent.spawn({},
                 {"CONFIG_MODE=database", std::string("DATABASE_URL=") + GetParam(),
-                 "YUXI_CONFIG_SEGMENT=" + unique_segment("badurl")},
+                 "YUXI_CONFIG_SEGMENT=" + unique_segment("badurl"), "YUXI_CONFIG_HTTP=127.0.0.1:0"},
                 dir / "agent.log");
     const Exit e = agent.wait_exit();
     const std::string log = agent.log();

@@ -99,7 +99,14 @@ class RelayTest : public ::testing::Test {
             agents_.push_back(std::make_unique<Agent>());
         }
         while (static_cast<int>(http_ports_.size()) <= i) {
-            http_ports_.push_back(free_port());
+            // Only where a test reads /metrics: a port picked here is free now, not
+            // when the agent binds it. Distinct within the test at least.
+            std::uint16_t port = 0;
+            while (with_http_ && (port == 0 || std::find(http_ports_.begin(), http_ports_.end(),
+                                                         port) != http_ports_.end())) {
+                port = free_port();
+            }
+            http_ports_.push_back(port);
         }
         std::vector<std::string> env = agent_env(i, redis_.port());
 
@@ -162,10 +169,12 @@ class RelayTest : public ::testing::Test {
     std::unique_ptr<TestDatabase> db_;
     std::unique_ptr<Pg> pg_;
     std::vector<std::unique_ptr<Agent>> agents_;
-    std::vector<std::uint16_t> http_ports_;
+    std::vector<std::uint16_t> http_ports_;  // 0: no HTTP server
+    bool with_http_ = false;
 };
 
 TEST_F(RelayTest, WriteReachesEveryAgentWhileOneHoldsTheDatabase) {
+    with_http_ = true;
     for (int i = 0; i < kFleet; ++i) {
         start_agent(i);
     }

@@ -26,7 +26,8 @@ class Agent:
         self.log = open(self.workdir / "agent.log", "w")
         self.proc = subprocess.Popen(
             [AGENT_BIN, "--segment", self.segment, "--config-file", str(self.config_file),
-             "--metadata", f"global_metadata={self.metadata_file}"],
+             "--metadata", f"global_metadata={self.metadata_file}",
+             "--http", "127.0.0.1:0"],  # no probes: tests run side by side
             stdout=self.log, stderr=subprocess.STDOUT, cwd=self.workdir)
         deadline = time.monotonic() + 10
         while not os.path.exists(f"/dev/shm/{self.segment}"):
