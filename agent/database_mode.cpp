@@ -530,14 +530,7 @@ ModeStatus DatabaseMode::status() const {
                       std::to_string(writer_->revision());
     }
     if (writer_) {
-        s.published = true;
-        s.revision = writer_->revision();
-        s.entries = writer_->live_entries();
-        s.segment_bytes = writer_->segment_bytes();
-        const auto arena = writer_->arena_size();
-        s.fill_ratio = arena > 0
-                           ? static_cast<double>(writer_->arena_used()) / static_cast<double>(arena)
-                           : 0.0;
+        describe_segment(*writer_, s);
     }
     s.reconnects = stats_.reconnects;
     s.resyncs = stats_.resyncs;

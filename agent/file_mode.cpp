@@ -251,14 +251,7 @@ ModeStatus FileMode::status() const {
     // and the same edit reaches every pod, so failing readiness would take them all out.
     s.ready = writer_.has_value();
     if (writer_) {
-        s.published = true;
-        s.revision = writer_->revision();
-        s.entries = writer_->live_entries();
-        s.segment_bytes = writer_->segment_bytes();
-        const auto arena = writer_->arena_size();
-        s.fill_ratio = arena > 0
-                           ? static_cast<double>(writer_->arena_used()) / static_cast<double>(arena)
-                           : 0.0;
+        describe_segment(*writer_, s);
     } else {
         s.not_ready = "the files are not published yet";
     }

@@ -8,11 +8,23 @@
 #include <ctime>
 #include <iterator>
 
+#include "segment_writer.hpp"
+
 #ifndef YUXI_CONFIG_VERSION
 #define YUXI_CONFIG_VERSION "unknown"
 #endif
 
 namespace yuxi::config::agent {
+
+void describe_segment(const SegmentWriter& writer, ModeStatus& status) {
+    status.published = true;
+    status.revision = writer.revision();
+    status.entries = writer.live_entries();
+    status.segment_bytes = writer.segment_bytes();
+    const auto arena = writer.arena_size();
+    status.fill_ratio =
+        arena > 0 ? static_cast<double>(writer.arena_used()) / static_cast<double>(arena) : 0.0;
+}
 namespace {
 
 constexpr std::array<SourceState, 5> kStates = {SourceState::starting, SourceState::ok,

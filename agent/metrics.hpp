@@ -106,6 +106,11 @@ struct ModeStatus {
     std::vector<std::pair<std::string_view, std::uint64_t>> errors;  // by kind
 };
 
+class SegmentWriter;
+
+// Fills the segment's fields of `status` (published, revision, entries, bytes, fill).
+void describe_segment(const SegmentWriter& writer, ModeStatus& status);
+
 class Metrics {
   public:
     explicit Metrics(std::string version);

@@ -116,15 +116,15 @@ void Relay::start() {
         link_options(options_, "redis", false, ""), base_,
         RedisLink::Hooks{[this] { primary_up(); }, [this] { primary_down(); }, nullptr});
     if (use_replica) {
-        replica_ =
-            std::make_unique<RedisLink>(link_options(options_, "redis-replica", true, ""), base_,
-                                        RedisLink::Hooks{[this] { sync(); }, nullptr, nullptr});
+        replica_ = std::make_unique<RedisLink>(
+            link_options(options_, "redis-replica", true, ""), base_,
+            RedisLink::Hooks{[this] { redis_link_up(); }, nullptr, nullptr});
     }
     if (role_ == Role::follower) {
         subscriber_ = std::make_unique<RedisLink>(
             link_options(options_, "redis-subscriber", use_replica, std::string(kChangesChannel)),
             base_,
-            RedisLink::Hooks{[this] { subscriber_up(); }, [this] { subscriber_down(); },
+            RedisLink::Hooks{[this] { redis_link_up(); }, [this] { subscriber_down(); },
                              [this](std::string_view m) { on_message(m); }});
     }
     lease_timer_.reset(event_new(base_, -1, EV_PERSIST, &Relay::on_lease_timer, this));
@@ -215,7 +215,7 @@ void Relay::primary_up() {
     if (role_ == Role::follower) {
         try_acquire();
         if (!replica_) {
-            sync();
+            redis_link_up();
         }
     } else if (role_ == Role::leader) {
         renew();
@@ -230,9 +230,15 @@ void Relay::primary_down() {
     }
 }
 
-void Relay::subscriber_up() {
-    if (role_ != Role::follower) {
+void Relay::redis_link_up() {
+    if (role_ != Role::follower || !subscriber_ || !subscriber_->up() || !reader().up()) {
         return;
+    }
+    if (polling_) {
+        // Whatever PostgreSQL gave meanwhile is applied; the sync takes it from there.
+        spdlog::info("Redis is back: the follower lets PostgreSQL go");
+        polling_ = false;
+        host_.use_postgres(PgUse::off);
     }
     sync();
 }

@@ -134,7 +134,8 @@ class Relay {
     RedisLink& reader() noexcept;
     void primary_up();
     void primary_down();
-    void subscriber_up();
+    // The subscription and the reading link both work: follow Redis (again).
+    void redis_link_up();
     void subscriber_down();
     void try_acquire();
     void renew();

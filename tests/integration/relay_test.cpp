@@ -148,10 +148,42 @@ class RelayTest : public ::testing::Test {
         return l.size() == 1 ? l[0] : -1;
     }
 
+    // Agent 0 as the relay, then agent 1 as its follower, in step with the database.
+    Client start_relay_and_follower() {
+        start_agent(0);
+        (void)client(0);
+        EXPECT_TRUE(eventually([&] { return leader() == 0; }));
+        start_agent(1);
+        Client follower = client(1);
+        expect_converged(follower, *pg_);
+        return follower;
+    }
+
     int agent_connections() {
         return std::stoi(pg_->scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'yuxi-config-agent' "
             "AND datname = current_database()"));
+    }
+
+    // Role → pod, from the agents hash (a role held by two pods keeps one of them, and
+    // the size tells).
+    std::map<std::string, std::string> roles() const {
+        std::map<std::string, std::string> out;
+        auto r = redis().command({"HGETALL", "yuxi:config:agents"});
+        std::size_t seen = 0;
+        for (std::size_t k = 0; k + 1 < r->elements; k += 2, ++seen) {
+            const std::string pod(r->element[k]->str, r->element[k]->len);
+            const std::string v(r->element[k + 1]->str, r->element[k + 1]->len);
+            for (const char* role : {"relay", "follower", "direct"}) {
+                if (v.find("\"role\":\"" + std::string(role) + "\"") != std::string::npos) {
+                    out[role] = pod;
+                }
+            }
+        }
+        if (out.size() != seen) {
+            out.clear();  // two pods in one role
+        }
+        return out;
     }
 
     detail::RedisConnection redis() const { return detail::RedisConnection(redis_.endpoint()); }
@@ -295,13 +327,8 @@ TEST_F(RelayTest, FollowerBehindTheStreamCatchesUpThroughTheSnapshot) {
 }
 
 TEST_F(RelayTest, RedisOutageKeepsTheDirectPathAndFanOutResumes) {
-    start_agent(0);
-    (void)client(0);
-    ASSERT_TRUE(eventually([&] { return leader() == 0; }));
-    start_agent(1);
+    Client follower = start_relay_and_follower();
     Client relay = client(0);
-    Client follower = client(1);
-    expect_converged(follower, *pg_);
 
     redis_.kill();
     write("during_outage", "1");
@@ -318,10 +345,22 @@ TEST_F(RelayTest, RedisOutageKeepsTheDirectPathAndFanOutResumes) {
             return redis().command_integer({"EXISTS", "yuxi:config:relay"}) == 1;
         },
         10s));
-    ASSERT_TRUE(eventually([&] { return leader() != -1; }, 10s));
+    // Settled: the hash (emptied by the restart) shows one relay and one follower, which
+    // the old relay reports only once its renewal has told it the lease is gone.
+    int other = -1;
+    ASSERT_TRUE(eventually(
+        [&] {
+            const auto r = roles();
+            if (r.size() != 2 || r.count("relay") != 1 || r.count("follower") != 1) {
+                return false;
+            }
+            // The hash lags a role change by up to a heartbeat: the logs must agree.
+            other = std::stoi(r.at("follower").substr(3));  // "podN"
+            return leader() == std::stoi(r.at("relay").substr(3));
+        },
+        10s));
     EXPECT_TRUE(eventually([&] { return agent_connections() <= 1; }, 10s))
         << agent_connections() << " connections: the follower still reads PostgreSQL";
-    const int other = 1 - leader();
     const std::size_t before = agents_[other]->log().size();
     write("after_outage", "2");
     Client& c = other == 0 ? relay : follower;
@@ -335,12 +374,7 @@ TEST_F(RelayTest, RedisOutageKeepsTheDirectPathAndFanOutResumes) {
 // A Redis that hangs (no answers, connections open) is noticed by the deadline: the
 // follower falls back to PostgreSQL, and resumes fan-out when Redis answers again.
 TEST_F(RelayTest, HungRedisIsNoticedAndFollowersFallBack) {
-    start_agent(0);
-    (void)client(0);
-    ASSERT_TRUE(eventually([&] { return leader() == 0; }));
-    start_agent(1);
-    Client follower = client(1);
-    expect_converged(follower, *pg_);
+    Client follower = start_relay_and_follower();
 
     redis_.signal(SIGSTOP);
     write("while_hung", "1");
@@ -394,12 +428,7 @@ TEST_F(RelayTest, FollowersReadThroughAReplica) {
 }
 
 TEST_F(RelayTest, GarbageOnTheChannelAndBadSnapshotsAreIgnored) {
-    start_agent(0);
-    (void)client(0);
-    ASSERT_TRUE(eventually([&] { return leader() == 0; }));
-    start_agent(1);
-    Client follower = client(1);
-    expect_converged(follower, *pg_);
+    Client follower = start_relay_and_follower();
 
     auto r = redis();
     (void)r.command({"PUBLISH", "yuxi:config:changes", "not json at all"});
