@@ -21,6 +21,8 @@ constexpr std::size_t kStreamPage = 500;
 constexpr std::size_t kMaxMessageBytes = 256 * 1024;
 constexpr std::chrono::seconds kHeartbeat{1};
 constexpr std::chrono::seconds kMaxSnapshotInterval{60};
+// An agent silent this long is taken off yuxi:config:agents by the relay.
+constexpr std::chrono::milliseconds kAgentExpiry{10 * 60 * 1000};
 
 std::string fence_key() {
     return std::string(kRelayLeaseKey) + ":fence";
@@ -218,6 +220,7 @@ void Relay::primary_up() {
             redis_link_up();
         }
     } else if (role_ == Role::leader) {
+        snapshot_due_ = true;
         renew();
     }
 }
@@ -301,6 +304,11 @@ void Relay::renew() {
                 become_follower(r->type == REDIS_REPLY_INTEGER && r->integer < 0
                                     ? "another agent holds it"
                                     : "it expired");
+            } else if (snapshot_due_) {
+                // Back after an outage and still the relay: Redis may have lost the
+                // snapshot and missed batches, so the followers get a fresh one now.
+                snapshot_due_ = false;
+                write_snapshot(std::nullopt);
             }
         });
 }
@@ -612,7 +620,35 @@ void Relay::on_snapshot_timer(evutil_socket_t, short, void* self) {
     auto& me = *static_cast<Relay*>(self);
     if (me.role_ == Role::leader) {
         me.write_snapshot(std::nullopt);
+        me.prune_agents();
     }
+}
+
+void Relay::prune_agents() {
+    // Pods come and go under their own names (a rollout replaces every one): without
+    // pruning, the hash would keep every pod that ever ran.
+    primary_->command({"HGETALL", std::string(kAgentsHash)}, [this](const redisReply* r) {
+        if (r == nullptr || r->type != REDIS_REPLY_ARRAY) {
+            return;
+        }
+        const std::uint64_t now = unix_ms();
+        std::vector<std::string> gone = {"HDEL", std::string(kAgentsHash)};
+        for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
+            const auto doc = nlohmann::json::parse(text_of(r->element[i + 1]), nullptr, false);
+            const std::uint64_t beat = doc.is_object() && doc.contains("heartbeat_ms") &&
+                                               doc["heartbeat_ms"].is_number_unsigned()
+                                           ? doc["heartbeat_ms"].get<std::uint64_t>()
+                                           : 0;
+            if (beat + kAgentExpiry.count() < now) {
+                gone.emplace_back(text_of(r->element[i]));
+            }
+        }
+        if (gone.size() > 2) {
+            spdlog::info("removed {} agent(s) silent for over {} min from {}", gone.size() - 2,
+                         kAgentExpiry.count() / 60000, kAgentsHash);
+            primary_->command(std::move(gone), nullptr);
+        }
+    });
 }
 
 void Relay::write_snapshot(std::optional<Batch> then_publish) {

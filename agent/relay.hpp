@@ -21,8 +21,9 @@
 // newer. Nothing is applied twice or skipped across a hand-over, whoever sent what.
 //
 // Every agent writes its applied revision to the hash `yuxi:config:agents` each second
-// (field: the pod name; value: {"v":1,"revision":R,"heartbeat_ms":T,"segment":S,
-// "role":...,"state":...}), and removes it and releases the lease on a clean stop.
+// and on every new revision (field: the pod name; value: {"v":1,"revision":R,
+// "heartbeat_ms":T,"segment":S,"role":...,"state":...}), and removes it and releases the
+// lease on a clean stop; the relay removes agents silent for ten minutes.
 #pragma once
 
 #include <event2/event.h>
@@ -151,6 +152,7 @@ class Relay {
     void fall_back_to_postgres(std::string_view why);
     void write_snapshot(std::optional<Batch> then_publish);
     void heartbeat();
+    void prune_agents();
     void note_bad(std::string_view where, std::string_view why);
     void count_snapshot_load();
 
@@ -171,6 +173,7 @@ class Relay {
     std::string token_;  // the lease's random token while leader
     std::uint64_t fence_ = 0;
     bool lease_in_flight_ = false;
+    bool snapshot_due_ = false;  // write the snapshot once the renewal confirms the lease
     bool syncing_ = false;
     bool sync_again_ = false;
     bool polling_ = false;         // PgUse::poll requested while following
