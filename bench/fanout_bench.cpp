@@ -27,16 +27,12 @@
 //    connections: PUBLISH sent → the last applied it. Samples alternate.
 // 5. bare: bare PUBLISH to --bare-subscribers connections (default 5,000), no agent.
 #include <event2/event.h>
-#include <fcntl.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,182 +56,35 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "change_message.hpp"
 #include "relay.hpp"
 #include "yuxi/config/client.hpp"
 #include "yuxi/config/lock.hpp"
 
-extern char** environ;
-
 namespace {
 
-namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-using namespace std::chrono_literals;
+using namespace yuxi::config::bench;
 using yuxi::config::Client;
 namespace agent = yuxi::config::agent;
+namespace test = yuxi::config::test;
 
-// ---------------------------------------------------------------------------------------
-// What to undo if the run dies half-way.
-
-std::vector<pid_t> g_children;  // agents and redis-servers
-std::set<std::string> g_databases;
-std::set<std::string> g_segments;
-std::string g_server;
-
-void unlink_segment(const std::string& name) {
-    ::unlink(yuxi::config::detail::segment_path(name).c_str());
-    ::unlink(yuxi::config::detail::lock_path(name).c_str());
-}
-
-void drop_database(const std::string& db) {
-    PGconn* c = PQconnectdb(g_server.c_str());
-    PGresult* r = PQexec(c, ("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)").c_str());
-    PQclear(r);
-    PQfinish(c);
-    g_databases.erase(db);
-}
-
-void cleanup() {
-    for (const pid_t pid : g_children) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, nullptr, 0);
-    }
-    g_children.clear();
-    for (const std::string& db : std::set<std::string>(g_databases)) {
-        drop_database(db);
-    }
-    for (const std::string& s : g_segments) {
-        unlink_segment(s);
-    }
-    g_segments.clear();
-}
-
-[[noreturn]] void die(const std::string& message) {
-    std::fprintf(stderr, "fanout_bench: %s\n", message.c_str());
-    cleanup();
-    std::exit(1);
-}
-
-void forget_child(pid_t pid) {
-    g_children.erase(std::remove(g_children.begin(), g_children.end(), pid), g_children.end());
-}
-
-std::string read_text(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    std::uint16_t port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    ::close(fd);
-    return port;
-}
-
-pid_t spawn(std::vector<std::string> args, const std::vector<std::string>& env,
+// stdout and stderr to `log`; die() kills it.
+pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
             const fs::path& log) {
-    std::vector<char*> argv;
-    for (std::string& a : args) {
-        argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    std::vector<std::string> e = env;
-    std::vector<char*> envp;
-    for (std::string& s : e) {
-        envp.push_back(s.data());
-    }
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid = -1;
-    const int rc = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        die("cannot start " + args[0]);
-    }
-    g_children.push_back(pid);
-    return pid;
+    test::FileActions actions;
+    actions.log_to(log, test::LogMode::truncate);
+    return start_child(argv, env, actions);
 }
 
 // The environment without anything that would configure an agent.
 std::vector<std::string> clean_environment() {
-    std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) {
-        const std::string_view v(*e);
-        if (!v.starts_with("DATABASE_URL") && !v.starts_with("CONFIG_MODE") &&
-            !v.starts_with("YUXI_CONFIG") && !v.starts_with("REDIS_") &&
-            !v.starts_with("POD_NAME") && !v.starts_with("LOG_")) {
-            env.emplace_back(v);
-        }
-    }
-    return env;
+    return test::child_environment(
+        {"DATABASE_URL", "CONFIG_MODE", "YUXI_CONFIG", "REDIS_", "POD_NAME", "LOG_"});
 }
 
 // ---------------------------------------------------------------------------------------
 // PostgreSQL.
-
-PGconn* connect_or_die(const std::string& conninfo) {
-    PGconn* c = PQconnectdb(conninfo.c_str());
-    if (PQstatus(c) != CONNECTION_OK) {
-        die(std::string("cannot connect: ") + PQerrorMessage(c));
-    }
-    PQsetNoticeProcessor(
-        c, [](void*, const char*) {}, nullptr);
-    return c;
-}
-
-void exec_or_die(PGconn* c, const std::string& sql) {
-    PGresult* r = PQexec(c, sql.c_str());
-    const ExecStatusType st = PQresultStatus(r);
-    PQclear(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        die("SQL failed: " + std::string(PQerrorMessage(c)) + " in: " + sql.substr(0, 120));
-    }
-}
-
-std::string scalar_or_die(PGconn* c, const std::string& sql) {
-    PGresult* r = PQexec(c, sql.c_str());
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1) {
-        PQclear(r);
-        die("SQL failed: " + std::string(PQerrorMessage(c)) + " in: " + sql.substr(0, 120));
-    }
-    std::string v = PQgetvalue(r, 0, 0);
-    PQclear(r);
-    return v;
-}
-
-std::string url_for(const std::string& server, const std::string& dbname) {
-    char* err = nullptr;
-    PQconninfoOption* opts = PQconninfoParse(server.c_str(), &err);
-    if (opts == nullptr) {
-        die("YUXI_TEST_DATABASE_URL cannot be parsed");
-    }
-    std::string host = "127.0.0.1", port = "5432", user = "postgres";
-    for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
-        if (o->val == nullptr) {
-            continue;
-        }
-        const std::string k = o->keyword;
-        host = k == "host" ? o->val : host;
-        port = k == "port" ? o->val : port;
-        user = k == "user" ? o->val : user;
-    }
-    PQconninfoFree(opts);
-    return "postgresql://" + user + "@" + host + ":" + port + "/" + dbname;
-}
 
 // A database of its own with deploy/sql applied and one config row, `bench` = 0.
 struct Database {
@@ -244,26 +93,9 @@ struct Database {
 
     explicit Database(const std::string& tag) {
         name = "yuxi_fanout_" + tag + "_" + std::to_string(::getpid());
-        PGconn* admin = connect_or_die(g_server);
-        exec_or_die(admin, "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
-        exec_or_die(admin, "CREATE DATABASE " + name);
-        PQfinish(admin);
-        g_databases.insert(name);
-        url = url_for(g_server, name);
+        url = create_database(name);
         conn = connect_or_die(url);
-        std::vector<fs::path> files;
-        for (const auto& e : fs::directory_iterator(YUXI_SQL_DIR)) {
-            if (e.path().extension() == ".sql") {
-                files.push_back(e.path());
-            }
-        }
-        std::sort(files.begin(), files.end());
-        for (const fs::path& f : files) {
-            exec_or_die(conn, read_text(f));
-        }
-        exec_or_die(conn,
-                    "INSERT INTO system_configs (key, value, category) VALUES ('bench', '0', "
-                    "'basic')");
+        apply_schema_with_bench_row(conn);
     }
     ~Database() {
         PQfinish(conn);
@@ -364,7 +196,7 @@ std::string redis_text(redisContext* c, const char* fmt, const std::string& a = 
 class RedisServer {
   public:
     explicit RedisServer(const fs::path& dir) : dir_(dir) {
-        port_ = free_port();
+        port_ = test::free_port();
         fs::create_directories(dir_);
         pid_ = spawn({redis_server_bin(), "--dir", dir_.string(), "--port", std::to_string(port_),
                       "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize",
@@ -380,8 +212,7 @@ class RedisServer {
     }
     ~RedisServer() {
         ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-        forget_child(pid_);
+        reap_child(pid_);
     }
     RedisServer(const RedisServer&) = delete;
     RedisServer& operator=(const RedisServer&) = delete;
@@ -411,7 +242,7 @@ class Fleet {
             const std::string seg = "yuxi-fanout-" + std::string(to_string(mode)) + "-" +
                                     std::to_string(i) + "-" + std::to_string(::getpid());
             unlink_segment(seg);
-            g_segments.insert(seg);
+            leftovers().segments.insert(seg);
             segments_.push_back(seg);
             std::vector<std::string> env = clean_environment();
             env.insert(env.end(),
@@ -433,12 +264,11 @@ class Fleet {
             ::kill(pid, SIGTERM);
         }
         for (const pid_t pid : pids_) {
-            ::waitpid(pid, nullptr, 0);
-            forget_child(pid);
+            reap_child(pid);
         }
         for (const std::string& s : segments_) {
             unlink_segment(s);
-            g_segments.erase(s);
+            leftovers().segments.erase(s);
         }
     }
     Fleet(const Fleet&) = delete;
@@ -446,19 +276,8 @@ class Fleet {
 
     // Opens every segment once its agent published it.
     void open_all(std::chrono::seconds timeout = 60s) {
-        const auto deadline = Clock::now() + timeout;
         for (const std::string& s : segments_) {
-            for (;;) {
-                try {
-                    clients_.push_back(Client::open(s));
-                    break;
-                } catch (const yuxi::config::SegmentError&) {
-                    if (Clock::now() > deadline) {
-                        die("no segment '" + s + "' (logs in " + dir_.string() + ")");
-                    }
-                    std::this_thread::sleep_for(5ms);
-                }
-            }
+            clients_.push_back(open_segment(s, timeout, "logs in " + dir_.string()));
         }
     }
 
@@ -505,46 +324,7 @@ class Fleet {
 };
 
 // ---------------------------------------------------------------------------------------
-// Statistics.
-
-struct Stats {
-    std::size_t n = 0;
-    double p50 = 0, p90 = 0, p99 = 0, max = 0, mean = 0;
-};
-
-Stats stats_of(std::vector<double> v) {
-    Stats s;
-    s.n = v.size();
-    if (v.empty()) {
-        return s;
-    }
-    std::sort(v.begin(), v.end());
-    auto q = [&](double p) {
-        const auto i = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size())));
-        return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
-    };
-    s.p50 = q(0.50);
-    s.p90 = q(0.90);
-    s.p99 = q(0.99);
-    s.max = v.back();
-    double sum = 0;
-    for (const double x : v) {
-        sum += x;
-    }
-    s.mean = sum / static_cast<double>(v.size());
-    return s;
-}
-
-std::string cpu_model() {
-    std::ifstream in("/proc/cpuinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.starts_with("model name")) {
-            return line.substr(line.find(':') + 2);
-        }
-    }
-    return "unknown CPU";
-}
+// The machine.
 
 std::string machine_activity() {
     std::string psi = "n/a";
@@ -1102,47 +882,38 @@ int main(int argc, char** argv) {
     int bare_subscribers = 5000;
     std::string sections = "fanout,read,lock,fleet,bare";
     std::string level = "warn";
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        auto next = [&] {
-            if (i + 1 >= argc) {
-                die(a + " needs a value");
-            }
-            return std::string(argv[++i]);
-        };
-        if (a == "--fleet") {
+    const std::string usage =
+        "usage: fanout_bench [--fleet 1,5,20] [--updates N] [--subscribers N] "
+        "[--fleet-samples N] [--bare-subscribers N] [--sections fanout,read,lock,fleet,bare] "
+        "[--agent-log-level L]";
+    parse_options(argc, argv, usage, [&](const std::string& name, const std::string& value) {
+        if (name == "--fleet") {
             sizes.clear();
-            std::istringstream in(next());
+            std::istringstream in(value);
             for (std::string n; std::getline(in, n, ',');) {
                 sizes.push_back(std::stoi(n));
             }
-        } else if (a == "--updates") {
-            updates = std::stoi(next());
-        } else if (a == "--subscribers") {
-            subscribers = std::stoi(next());
-        } else if (a == "--fleet-samples") {
-            fleet_samples = std::stoi(next());
-        } else if (a == "--bare-subscribers") {
-            bare_subscribers = std::stoi(next());
-        } else if (a == "--sections") {
-            sections = next();
-        } else if (a == "--agent-log-level") {
-            level = next();
+        } else if (name == "--updates") {
+            updates = std::stoi(value);
+        } else if (name == "--subscribers") {
+            subscribers = std::stoi(value);
+        } else if (name == "--fleet-samples") {
+            fleet_samples = std::stoi(value);
+        } else if (name == "--bare-subscribers") {
+            bare_subscribers = std::stoi(value);
+        } else if (name == "--sections") {
+            sections = value;
+        } else if (name == "--agent-log-level") {
+            level = value;
         } else {
-            die("usage: fanout_bench [--fleet 1,5,20] [--updates N] [--subscribers N] "
-                "[--fleet-samples N] [--bare-subscribers N] [--sections "
-                "fanout,read,lock,fleet,bare] [--agent-log-level L]");
+            return false;
         }
-    }
+        return true;
+    });
     auto wanted = [&](const char* s) {
         return ("," + sections + ",").find("," + std::string(s) + ",") != std::string::npos;
     };
-    const char* server = std::getenv("YUXI_TEST_DATABASE_URL");
-    if (server == nullptr || *server == '\0') {
-        die("YUXI_TEST_DATABASE_URL is not set: scripts/test-servers start && "
-            "eval \"$(scripts/test-servers env)\"");
-    }
-    g_server = server;
+    (void)use_test_server();
     ::signal(SIGPIPE, SIG_IGN);
     // Thousands of subscriptions: one descriptor each, here and in redis-server.
     rlimit rl{};
@@ -1154,7 +925,7 @@ int main(int argc, char** argv) {
 
     std::string pg_version, redis_version;
     {
-        PGconn* c = connect_or_die(g_server);
+        PGconn* c = connect_or_die(leftovers().server);
         pg_version = scalar_or_die(c, "SHOW server_version");
         PQfinish(c);
     }

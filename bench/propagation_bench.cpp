@@ -18,12 +18,9 @@
 //    against Client::get of the same key.
 // 3. Start-up: a fresh agent on 100,000 rows, from its start to the segment at the
 //    database's revision, and the agent's own query and publish times.
-#include <fcntl.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -42,167 +39,35 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "yuxi/config/client.hpp"
-
-extern char** environ;
 
 namespace {
 
-namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-using namespace std::chrono_literals;
+using namespace yuxi::config::bench;
 using yuxi::config::Client;
+namespace test = yuxi::config::test;
 
-std::string read_text(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-// What to undo if the run dies half-way: the agents started, the database created.
-std::vector<pid_t> g_agents;
-std::string g_server;
-std::string g_database;
-
-void drop_database() {
-    if (g_database.empty()) {
-        return;
-    }
-    PGconn* c = PQconnectdb(g_server.c_str());
-    PGresult* r = PQexec(c, ("DROP DATABASE IF EXISTS " + g_database + " WITH (FORCE)").c_str());
-    PQclear(r);
-    PQfinish(c);
-    g_database.clear();
-}
-
-[[noreturn]] void die(const std::string& message) {
-    std::fprintf(stderr, "propagation_bench: %s\n", message.c_str());
-    for (const pid_t pid : g_agents) {
-        ::kill(pid, SIGKILL);
-    }
-    drop_database();
-    std::exit(1);
-}
-
-PGconn* connect_or_die(const std::string& conninfo) {
-    PGconn* c = PQconnectdb(conninfo.c_str());
-    if (PQstatus(c) != CONNECTION_OK) {
-        die(std::string("cannot connect: ") + PQerrorMessage(c));
-    }
-    PQsetNoticeProcessor(
-        c, [](void*, const char*) {}, nullptr);
-    return c;
-}
-
-void exec_or_die(PGconn* c, const std::string& sql) {
-    PGresult* r = PQexec(c, sql.c_str());
-    const ExecStatusType st = PQresultStatus(r);
-    PQclear(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        die("SQL failed: " + std::string(PQerrorMessage(c)) + " in: " + sql.substr(0, 120));
-    }
-}
-
-std::string scalar_or_die(PGconn* c, const std::string& sql) {
-    PGresult* r = PQexec(c, sql.c_str());
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1) {
-        PQclear(r);
-        die("SQL failed: " + std::string(PQerrorMessage(c)));
-    }
-    std::string v = PQgetvalue(r, 0, 0);
-    PQclear(r);
-    return v;
-}
-
-std::string url_for(const std::string& server, const std::string& dbname) {
-    char* err = nullptr;
-    PQconninfoOption* opts = PQconninfoParse(server.c_str(), &err);
-    if (opts == nullptr) {
-        die("YUXI_TEST_DATABASE_URL cannot be parsed");
-    }
-    std::string host = "127.0.0.1", port = "5432", user = "postgres";
-    for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
-        if (o->val == nullptr) {
-            continue;
-        }
-        const std::string k = o->keyword;
-        host = k == "host" ? o->val : host;
-        port = k == "port" ? o->val : port;
-        user = k == "user" ? o->val : user;
-    }
-    PQconninfoFree(opts);
-    return "postgresql://" + user + "@" + host + ":" + port + "/" + dbname;
-}
-
-struct Stats {
-    std::size_t n = 0;
-    double p50 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;
-};
-
-Stats stats_of(std::vector<double> us) {
-    Stats s;
-    s.n = us.size();
-    if (us.empty()) {
-        return s;
-    }
-    std::sort(us.begin(), us.end());
-    auto q = [&](double p) {
-        const auto i = static_cast<std::size_t>(std::ceil(p * static_cast<double>(us.size())));
-        return us[std::min(us.size() - 1, i == 0 ? 0 : i - 1)];
-    };
-    s.p50 = q(0.50);
-    s.p99 = q(0.99);
-    s.p999 = q(0.999);
-    s.max = us.back();
-    double sum = 0;
-    for (const double v : us) {
-        sum += v;
-    }
-    s.mean = sum / static_cast<double>(us.size());
-    return s;
-}
-
+// The agent in database mode on `url`, in our environment less what would configure it;
+// its log (stderr) in `log`.
 class AgentProcess {
   public:
     void start(const std::string& url, const std::string& segment, const fs::path& log,
                const std::string& level) {
-        std::vector<std::string> args = {YUXI_AGENT_BIN, "--mode",      "database", "--segment",
-                                         segment,        "--log-level", level};
-        std::vector<char*> argv;
-        for (std::string& a : args) {
-            argv.push_back(a.data());
-        }
-        argv.push_back(nullptr);
-        std::vector<std::string> env = {"DATABASE_URL=" + url};
-        for (char** e = environ; *e != nullptr; ++e) {
-            const std::string_view v(*e);
-            if (!v.starts_with("DATABASE_URL") && !v.starts_with("CONFIG_MODE") &&
-                !v.starts_with("YUXI_CONFIG")) {
-                env.emplace_back(v);
-            }
-        }
-        std::vector<char*> envp;
-        for (std::string& e : env) {
-            envp.push_back(e.data());
-        }
-        envp.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (::posix_spawn(&pid_, YUXI_AGENT_BIN, &fa, nullptr, argv.data(), envp.data()) != 0) {
-            die("cannot start " + std::string(YUXI_AGENT_BIN));
-        }
-        g_agents.push_back(pid_);
-        posix_spawn_file_actions_destroy(&fa);
+        const std::vector<std::string> argv = {
+            YUXI_AGENT_BIN, "--mode", "database", "--segment", segment, "--log-level", level};
+        const auto env = test::child_environment({"DATABASE_URL", "CONFIG_MODE", "YUXI_CONFIG"},
+                                                 {"DATABASE_URL=" + url});
+        test::FileActions actions;
+        actions.write_to(2, log, test::LogMode::truncate);
+        pid_ = start_child(argv, env, actions);
     }
     void signal(int sig) const { ::kill(pid_, sig); }
     void stop() {
         if (pid_ > 0) {
             ::kill(pid_, SIGCONT);
             ::kill(pid_, SIGTERM);
-            ::waitpid(pid_, nullptr, 0);
-            g_agents.erase(std::remove(g_agents.begin(), g_agents.end(), pid_), g_agents.end());
+            reap_child(pid_);
             pid_ = -1;
         }
     }
@@ -211,25 +76,6 @@ class AgentProcess {
   private:
     pid_t pid_ = -1;
 };
-
-Client open_segment(const std::string& segment, std::chrono::seconds timeout = 30s) {
-    const auto deadline = Clock::now() + timeout;
-    for (;;) {
-        try {
-            return Client::open(segment);
-        } catch (const yuxi::config::SegmentError&) {
-            if (Clock::now() > deadline) {
-                die("the agent published no segment '" + segment + "'");
-            }
-            std::this_thread::sleep_for(1ms);
-        }
-    }
-}
-
-void unlink_segment(const std::string& name) {
-    ::unlink(yuxi::config::detail::segment_path(name).c_str());
-    ::unlink(yuxi::config::detail::lock_path(name).c_str());
-}
 
 // The floor: LISTEN, wait for a notification, fetch the changed row from the log by the
 // payload's revision. Records when it has the value it was told to expect.
@@ -397,17 +243,6 @@ void print_row(const char* what, const Stats& s) {
                 s.p999, s.max);
 }
 
-std::string cpu_model() {
-    std::ifstream in("/proc/cpuinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.starts_with("model name")) {
-            return line.substr(line.find(':') + 2);
-        }
-    }
-    return "unknown CPU";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -415,57 +250,29 @@ int main(int argc, char** argv) {
     int rows = 100000;
     int startup_runs = 3;
     std::string level = "info";
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        auto next = [&] {
-            if (i + 1 >= argc) {
-                die(a + " needs a value");
-            }
-            return std::string(argv[++i]);
-        };
-        if (a == "--updates") {
-            updates = std::stoi(next());
-        } else if (a == "--rows") {
-            rows = std::stoi(next());
-        } else if (a == "--startup-runs") {
-            startup_runs = std::stoi(next());
-        } else if (a == "--agent-log-level") {
-            level = next();
-        } else {
-            die("usage: propagation_bench [--updates N] [--rows N] [--startup-runs N] "
-                "[--agent-log-level L]");
-        }
-    }
-    const char* server = std::getenv("YUXI_TEST_DATABASE_URL");
-    if (server == nullptr || *server == '\0') {
-        die("YUXI_TEST_DATABASE_URL is not set: scripts/test-servers start && "
-            "eval \"$(scripts/test-servers env)\"");
-    }
-    const std::string db = "yuxi_bench_" + std::to_string(::getpid());
+    parse_options(argc, argv,
+                  "usage: propagation_bench [--updates N] [--rows N] [--startup-runs N] "
+                  "[--agent-log-level L]",
+                  [&](const std::string& name, const std::string& value) {
+                      if (name == "--updates") {
+                          updates = std::stoi(value);
+                      } else if (name == "--rows") {
+                          rows = std::stoi(value);
+                      } else if (name == "--startup-runs") {
+                          startup_runs = std::stoi(value);
+                      } else if (name == "--agent-log-level") {
+                          level = value;
+                      } else {
+                          return false;
+                      }
+                      return true;
+                  });
+    (void)use_test_server();
     const std::string segment = "yuxi-bench-prop-" + std::to_string(::getpid());
     const fs::path log = fs::temp_directory_path() / (segment + ".log");
-    {
-        PGconn* admin = connect_or_die(server);
-        exec_or_die(admin, "CREATE DATABASE " + db);
-        PQfinish(admin);
-        g_server = server;
-        g_database = db;
-    }
-    const std::string url = url_for(server, db);
+    const std::string url = create_database("yuxi_bench_" + std::to_string(::getpid()));
     PGconn* writer = connect_or_die(url);
-    std::vector<fs::path> files;
-    for (const auto& e : fs::directory_iterator(YUXI_SQL_DIR)) {
-        if (e.path().extension() == ".sql") {
-            files.push_back(e.path());
-        }
-    }
-    std::sort(files.begin(), files.end());
-    for (const fs::path& f : files) {
-        exec_or_die(writer, read_text(f));
-    }
-    exec_or_die(writer,
-                "INSERT INTO system_configs (key, value, category) VALUES ('bench', '0', "
-                "'basic')");
+    apply_schema_with_bench_row(writer);
 
     std::printf("# propagation_bench: %s, %u hardware threads; PostgreSQL %s over loopback\n\n",
                 cpu_model().c_str(), std::thread::hardware_concurrency(),
@@ -592,7 +399,7 @@ int main(int argc, char** argv) {
 
     PQfinish(writer);
     unlink_segment(segment);
-    drop_database();
+    cleanup();
     std::error_code ec;
     fs::remove(log, ec);
     return 0;

@@ -34,46 +34,26 @@ class Ctl {
         if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
             throw std::runtime_error("pipe failed");
         }
-        std::vector<std::string> argv_s = {YUXI_CONFIGCTL};
-        argv_s.insert(argv_s.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (std::string& a : argv_s) {
-            argv.push_back(a.data());
-        }
-        argv.push_back(nullptr);
-        std::vector<std::string> env_s;
-        for (char** p = environ; *p != nullptr; ++p) {
-            const std::string_view v(*p);
-            if (!v.starts_with("DATABASE_URL") && !v.starts_with("REDIS_") &&
-                !v.starts_with("YUXI_CONFIG_") && !v.starts_with("YUXI_LOCK_")) {
-                env_s.emplace_back(v);
-            }
-        }
-        env_s.insert(env_s.end(), env.begin(), env.end());
-        std::vector<char*> envp;
-        for (std::string& e : env_s) {
-            envp.push_back(e.data());
-        }
-        envp.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-        posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-        const int rc = ::posix_spawn(&pid_, YUXI_CONFIGCTL, &fa, nullptr, argv.data(), envp.data());
-        posix_spawn_file_actions_destroy(&fa);
+        std::vector<std::string> argv = {YUXI_CONFIGCTL};
+        argv.insert(argv.end(), args.begin(), args.end());
+        FileActions actions;
+        actions.dup(out[1], 1).dup(err[1], 2);
+        pid_ = spawn_process(
+            argv, child_environment({"DATABASE_URL", "REDIS_", "YUXI_CONFIG_", "YUXI_LOCK_"}, env),
+            actions);
+        const int spawn_error = errno;
         ::close(out[1]);
         ::close(err[1]);
         fds_[0] = out[0];
         fds_[1] = err[0];
-        if (rc != 0) {
+        if (pid_ < 0) {
             throw std::runtime_error("cannot start yuxi-configctl: " +
-                                     std::string(std::strerror(rc)));
+                                     std::string(std::strerror(spawn_error)));
         }
     }
     ~Ctl() {
         if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
+            kill_and_reap(pid_);
         }
         for (int fd : fds_) {
             if (fd >= 0) {
@@ -93,7 +73,7 @@ class Ctl {
         int status = 0;
         ::waitpid(pid_, &status, 0);
         pid_ = -1;
-        run_.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        run_.status = exit_code(status);
         run_.took = std::chrono::duration_cast<std::chrono::milliseconds>(
             std::chrono::steady_clock::now() - started_);
         return run_;

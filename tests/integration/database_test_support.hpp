@@ -7,22 +7,19 @@
 // from YUXI_TEST_DATABASE_URL (scripts/test-servers); tests skip without it.
 #pragma once
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -36,41 +33,11 @@
 #include <tuple>
 #include <vector>
 
+#include "support/hermetic.hpp"
+#include "support/process.hpp"
 #include "yuxi/config/client.hpp"
 
-extern char** environ;
-
 namespace yuxi::config::test {
-
-namespace fs = std::filesystem;
-using namespace std::chrono_literals;
-
-inline std::optional<std::string> env_var(const char* name) {
-    const char* v = std::getenv(name);
-    if (v == nullptr || *v == '\0') {
-        return std::nullopt;
-    }
-    return std::string(v);
-}
-
-inline std::string read_text(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-// Polls `done` until it holds or `timeout` passes.
-inline bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(5ms);
-    }
-    return true;
-}
 
 // Sleeps on the segment's futex until `done` holds, re-checking after each new revision.
 inline bool until_published(const Client& c, const std::function<bool()>& done,
@@ -350,11 +317,6 @@ inline void unlink_segment(const std::string& name) {
     ::unlink(detail::lock_path(name).c_str());
 }
 
-struct Exit {
-    bool exited = false;
-    int code = -1;
-};
-
 class Agent {
   public:
     Agent() = default;
@@ -376,40 +338,17 @@ class Agent {
         spawn(args, e, log);
     }
 
+    // The agent with `args`, in our environment less whatever would configure it, plus
+    // `env`; stdout and stderr appended to `log`.
     void spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
                const fs::path& log) {
         log_ = log;
-        std::vector<std::string> argv_s = {YUXI_AGENT_BIN};
-        argv_s.insert(argv_s.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (std::string& a : argv_s) {
-            argv.push_back(a.data());
-        }
-        argv.push_back(nullptr);
-        std::vector<std::string> env_s;
-        for (char** p = environ; *p != nullptr; ++p) {
-            const std::string_view v(*p);
-            const bool ours = v.starts_with("CONFIG_MODE=") || v.starts_with("YUXI_") ||
-                              v.starts_with("LOG_LEVEL=") || v.starts_with("DATABASE_URL") ||
-                              v.starts_with("PG");
-            if (!ours) {
-                env_s.emplace_back(v);
-            }
-        }
-        env_s.insert(env_s.end(), env.begin(), env.end());
-        std::vector<char*> envp;
-        for (std::string& e : env_s) {
-            envp.push_back(e.data());
-        }
-        envp.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        posix_spawn_file_actions_adddup2(&fa, 1, 2);
-        pid_t pid = -1;
-        const int rc = ::posix_spawn(&pid, YUXI_AGENT_BIN, &fa, nullptr, argv.data(), envp.data());
-        posix_spawn_file_actions_destroy(&fa);
-        ASSERT_EQ(rc, 0) << "posix_spawn " << YUXI_AGENT_BIN;
+        std::vector<std::string> argv = {YUXI_AGENT_BIN};
+        argv.insert(argv.end(), args.begin(), args.end());
+        const auto environment =
+            child_environment({"CONFIG_MODE=", "YUXI_", "LOG_LEVEL=", "DATABASE_URL", "PG"}, env);
+        const pid_t pid = spawn_process(argv, environment, log, LogMode::append);
+        ASSERT_GT(pid, 0) << "posix_spawn " << YUXI_AGENT_BIN << ": " << std::strerror(errno);
         pid_ = pid;
     }
 
@@ -419,21 +358,10 @@ class Agent {
     bool log_contains(std::string_view s) const { return log().find(s) != std::string::npos; }
 
     Exit wait_exit(std::chrono::milliseconds timeout = 10s) {
-        Exit out;
         if (pid_ <= 0) {
-            return out;
+            return {};
         }
-        (void)eventually(
-            [&] {
-                int status = 0;
-                if (::waitpid(pid_, &status, WNOHANG) != pid_) {
-                    return false;
-                }
-                out.exited = true;
-                out.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-                return true;
-            },
-            timeout);
+        const Exit out = test::wait_exit(pid_, timeout);
         if (out.exited) {
             pid_ = -1;
         }
@@ -457,8 +385,7 @@ class Agent {
 
     void kill() {
         if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
+            kill_and_reap(pid_);
             pid_ = -1;
         }
     }
@@ -487,14 +414,6 @@ inline std::optional<Client> open_when_ready(const std::string& segment,
 
 inline std::string unique_segment(std::string_view tag) {
     return "yuxi-test-db-" + std::string(tag) + "-" + std::to_string(::getpid());
-}
-
-inline fs::path temp_dir(std::string_view tag) {
-    std::string tmpl = "/tmp/yuxi-" + std::string(tag) + "-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-        throw std::runtime_error("mkdtemp failed");
-    }
-    return tmpl;
 }
 
 // A reader that hammers the segment from its own thread while faults happen, and checks
@@ -557,22 +476,6 @@ class Reader {
 
 // ---------------------------------------------------------------------------------------
 // A private PostgreSQL server, for tests that restart or stop it, or need password auth.
-
-inline std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    socklen_t len = sizeof a;
-    std::uint16_t port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    ::close(fd);
-    return port;
-}
 
 inline std::string shell_quote(const std::string& s) {
     std::string out = "'";

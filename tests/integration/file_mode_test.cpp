@@ -2,15 +2,15 @@
 // samples/, read through yuxi::config::Client. Edits in place and by rename, deletions,
 // every kind of bad input (the last good state stays, the source goes stale, a fix makes
 // it ok), metadata edits and a 16 MiB value, a second agent, SIGTERM and a restart.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -21,9 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/process.hpp"
 #include "yuxi/config/client.hpp"
-
-extern char** environ;
 
 namespace yuxi::config {
 namespace {
@@ -99,10 +98,7 @@ bool until_published(const Client& c, const std::function<bool()>& done,
     }
 }
 
-struct Exit {
-    bool exited = false;
-    int code = -1;
-};
+using test::Exit;
 
 class FileModeTest : public ::testing::Test {
   protected:
@@ -119,8 +115,7 @@ class FileModeTest : public ::testing::Test {
 
     void TearDown() override {
         for (const pid_t pid : pids_) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, nullptr, 0);
+            test::kill_and_reap(pid);
         }
         unlink_segment();
         std::error_code ec;
@@ -151,60 +146,25 @@ class FileModeTest : public ::testing::Test {
                 "--http",        "127.0.0.1:0"};
     }
 
-    // Starts the agent; its stdout and stderr go to `log`. Variables in `unset` are removed
-    // from its environment, `env` entries ("NAME=value") added.
+    // Starts the agent in our environment less whatever would configure it, plus `env`
+    // ("NAME=value"); its stdout and stderr go to `log`.
     pid_t spawn(const std::vector<std::string>& args, const fs::path& log,
                 const std::vector<std::string>& env = {}) {
-        std::vector<std::string> argv_s = {YUXI_AGENT_BIN};
-        argv_s.insert(argv_s.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (std::string& a : argv_s) {
-            argv.push_back(a.data());
-        }
-        argv.push_back(nullptr);
-        std::vector<std::string> env_s;
-        for (char** e = environ; *e != nullptr; ++e) {
-            const std::string_view v(*e);
-            const bool ours = v.starts_with("CONFIG_MODE=") || v.starts_with("YUXI_") ||
-                              v.starts_with("LOG_LEVEL=") || v.starts_with("DATABASE_URL");
-            if (!ours) {
-                env_s.emplace_back(v);
-            }
-        }
-        env_s.insert(env_s.end(), env.begin(), env.end());
-        std::vector<char*> envp;
-        for (std::string& e : env_s) {
-            envp.push_back(e.data());
-        }
-        envp.push_back(nullptr);
-
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        posix_spawn_file_actions_adddup2(&fa, 1, 2);
-        pid_t pid = -1;
-        const int rc = ::posix_spawn(&pid, YUXI_AGENT_BIN, &fa, nullptr, argv.data(), envp.data());
-        posix_spawn_file_actions_destroy(&fa);
-        EXPECT_EQ(rc, 0) << "posix_spawn " << YUXI_AGENT_BIN;
-        if (rc == 0) {
+        std::vector<std::string> argv = {YUXI_AGENT_BIN};
+        argv.insert(argv.end(), args.begin(), args.end());
+        const pid_t pid = test::spawn_process(
+            argv,
+            test::child_environment({"CONFIG_MODE=", "YUXI_", "LOG_LEVEL=", "DATABASE_URL"}, env),
+            log, test::LogMode::truncate);
+        EXPECT_GT(pid, 0) << "posix_spawn " << YUXI_AGENT_BIN << ": " << std::strerror(errno);
+        if (pid > 0) {
             pids_.push_back(pid);
         }
         return pid;
     }
 
     Exit wait_exit(pid_t pid, std::chrono::milliseconds timeout = kTimeout) {
-        Exit out;
-        (void)eventually(
-            [&] {
-                int status = 0;
-                if (::waitpid(pid, &status, WNOHANG) != pid) {
-                    return false;
-                }
-                out.exited = true;
-                out.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-                return true;
-            },
-            timeout);
+        const Exit out = test::wait_exit(pid, timeout);
         if (out.exited) {
             std::erase(pids_, pid);
         }

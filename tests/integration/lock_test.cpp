@@ -4,15 +4,13 @@
 // detection, Redis restarts with and without persistence, and every error kind.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -25,9 +23,9 @@
 #include <thread>
 #include <vector>
 
+#include "redis_test_support.hpp"
+#include "support/process.hpp"
 #include "yuxi/config/lock.hpp"
-
-extern char** environ;
 
 namespace yuxi::config {
 namespace {
@@ -36,72 +34,21 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-constexpr auto kServerStartTimeout = 5s;
+using test::PrivateRedis;
 
-std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        throw std::runtime_error("socket failed");
-    }
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-        ::close(fd);
-        throw std::runtime_error("bind to port 0 failed");
-    }
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
-
+// Starts `args` with exactly `env`, or throws.
 pid_t spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
-            posix_spawn_file_actions_t* actions) {
-    std::vector<char*> argv;
-    for (const auto& a : args) {
-        argv.push_back(const_cast<char*>(a.c_str()));
-    }
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (const auto& e : env) {
-        envp.push_back(const_cast<char*>(e.c_str()));
-    }
-    envp.push_back(nullptr);
-    pid_t pid = -1;
-    const int rc = ::posix_spawnp(&pid, argv[0], actions, nullptr, argv.data(), envp.data());
-    if (rc != 0) {
-        throw std::runtime_error("cannot start " + args[0] + ": " + std::strerror(rc));
+            const test::FileActions& actions = {}) {
+    const pid_t pid = test::spawn_process(args, env, actions);
+    if (pid < 0) {
+        throw std::runtime_error("cannot start " + args[0] + ": " + std::strerror(errno));
     }
     return pid;
 }
 
 // The environment without REDIS_*, plus `extra`.
 std::vector<std::string> child_env(const std::vector<std::string>& extra) {
-    std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) {
-        if (std::string_view(*e).substr(0, 6) != "REDIS_") {
-            env.emplace_back(*e);
-        }
-    }
-    env.insert(env.end(), extra.begin(), extra.end());
-    return env;
-}
-
-// The wait status, or nothing if it still runs after `timeout`.
-std::optional<int> wait_exit(pid_t pid, Clock::duration timeout) {
-    const auto deadline = Clock::now() + timeout;
-    for (;;) {
-        int status = 0;
-        const pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            return status;
-        }
-        if (r < 0 || Clock::now() >= deadline) {
-            return std::nullopt;
-        }
-        std::this_thread::sleep_for(5ms);
-    }
+    return test::child_environment({"REDIS_"}, extra);
 }
 
 // Polls `done` every 5 ms until it holds or `timeout` passes; returns its last value.
@@ -121,131 +68,26 @@ std::string test_name() {
     return ::testing::UnitTest::GetInstance()->current_test_info()->name();
 }
 
-// A private redis-server: its own port, its own directory, killed by PID.
-class RedisServer {
-  public:
-    explicit RedisServer(std::vector<std::string> extra_args = {}, std::string password = {})
-        : extra_args_(std::move(extra_args)), password_(std::move(password)) {
-        std::string pattern = (fs::temp_directory_path() / "yuxi-lock-test.XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        dir_ = pattern;
-    }
-    ~RedisServer() {
-        kill();
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    RedisServer(const RedisServer&) = delete;
-    RedisServer& operator=(const RedisServer&) = delete;
-
-    // Starts on a free port, or on the same port again after kill().
-    void start() {
-        const bool fixed_port = port_ != 0;
-        for (int attempt = 0; attempt < 5; ++attempt) {
-            if (!fixed_port) {
-                port_ = free_port();
-            }
-            if (spawn_and_wait()) {
-                return;
-            }
-            if (fixed_port) {
-                break;
-            }
-        }
-        throw std::runtime_error("redis-server did not start; see " +
-                                 (dir_ / "redis.log").string());
-    }
-
-    // SIGKILL, as a crash: nothing is saved that was not already.
-    void kill() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            (void)wait_exit(pid_, 10s);
-            pid_ = -1;
-        }
-    }
-    void restart() {
-        kill();
-        start();
-    }
-    void pause() { ::kill(pid_, SIGSTOP); }
-    void resume() { ::kill(pid_, SIGCONT); }
-
-    std::uint16_t port() const { return port_; }
-    const fs::path& dir() const { return dir_; }
-    RedisEndpoint endpoint() const {
-        RedisEndpoint e;
-        e.port = port_;
-        e.password = password_;
-        e.connect_timeout = 1s;
-        e.command_timeout = 1s;
-        return e;
-    }
-
-  private:
-    bool spawn_and_wait() {
-        std::vector<std::string> args = {"redis-server",
-                                         "--port",
-                                         std::to_string(port_),
-                                         "--bind",
-                                         "127.0.0.1",
-                                         "--save",
-                                         "",
-                                         "--appendonly",
-                                         "no",
-                                         "--dir",
-                                         dir_.string(),
-                                         "--logfile",
-                                         (dir_ / "redis.log").string()};
-        if (!password_.empty()) {
-            args.insert(args.end(), {"--requirepass", password_});
-        }
-        args.insert(args.end(), extra_args_.begin(), extra_args_.end());
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-        pid_ = spawn(args, child_env({}), &actions);
-        posix_spawn_file_actions_destroy(&actions);
-
-        detail::RedisConnection probe(endpoint());
-        const auto deadline = Clock::now() + kServerStartTimeout;
-        while (Clock::now() < deadline) {
-            if (wait_exit(pid_, 0s)) {
-                pid_ = -1;  // exited: the port was taken, or bad arguments
-                return false;
-            }
-            try {
-                probe.command({"PING"});
-                return true;
-            } catch (const LockError&) {
-                probe.close();
-                std::this_thread::sleep_for(10ms);
-            }
-        }
-        kill();
-        return false;
-    }
-
-    std::vector<std::string> extra_args_;
-    std::string password_;
-    fs::path dir_;
-    pid_t pid_ = -1;
-    std::uint16_t port_ = 0;
-};
+// The server as the locks see it: timeouts short enough that the tests of a stopped or
+// killed server finish within a lock's TTL of a second or two.
+RedisEndpoint endpoint_of(const PrivateRedis& server) {
+    RedisEndpoint e = server.endpoint(server.password());
+    e.connect_timeout = 1s;
+    e.command_timeout = 1s;
+    return e;
+}
 
 class LockTest : public ::testing::Test {
   protected:
-    void SetUp() override { server_.start(); }
+    void SetUp() override { ASSERT_TRUE(server_.start()) << "redis-server did not start"; }
 
     DistributedLock make_lock(std::chrono::milliseconds ttl) {
-        return DistributedLock(server_.endpoint(), test_name(), ttl);
+        return DistributedLock(endpoint_of(server_), test_name(), ttl);
     }
-    detail::RedisConnection raw() { return detail::RedisConnection(server_.endpoint()); }
+    detail::RedisConnection raw() { return detail::RedisConnection(endpoint_of(server_)); }
     std::string key() const { return "yuxi:lock:" + test_name(); }
 
-    RedisServer server_;
+    PrivateRedis server_;
 };
 
 // Counts on_lost calls and remembers the reason.
@@ -309,8 +151,8 @@ TEST_F(LockTest, AcquireReleaseFencingAndRaii) {
     EXPECT_FALSE(d.held());
     EXPECT_TRUE(d.try_acquire());
 
-    EXPECT_THROW(DistributedLock(server_.endpoint(), "", 1s), std::invalid_argument);
-    EXPECT_THROW(DistributedLock(server_.endpoint(), "x", 0ms), std::invalid_argument);
+    EXPECT_THROW(DistributedLock(endpoint_of(server_), "", 1s), std::invalid_argument);
+    EXPECT_THROW(DistributedLock(endpoint_of(server_), "x", 0ms), std::invalid_argument);
 }
 
 // (1) 8 processes x 200 acquisitions: the critical sections never overlap in the shared
@@ -325,20 +167,21 @@ TEST_F(LockTest, MutualExclusionAcrossProcesses) {
     for (int i = 0; i < kProcesses; ++i) {
         pids.push_back(spawn({YUXI_LOCK_HOLDER_BIN, "loop", test_name(), "2000",
                               std::to_string(kIterations), log.string(), "10"},
-                             env, nullptr));
+                             env));
     }
     const auto deadline = Clock::now() + 45s;
     for (const pid_t pid : pids) {
-        const auto status = wait_exit(pid, std::max<Clock::duration>(deadline - Clock::now(), 0s));
-        if (!status) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::max<Clock::duration>(deadline - Clock::now(), 0s));
+        const test::Exit status = test::wait_exit(pid, left);
+        if (!status.exited) {
             for (const pid_t p : pids) {
                 ::kill(p, SIGKILL);
-                (void)wait_exit(p, 5s);
+                (void)test::wait_exit(p, 5s);
             }
             FAIL() << "lock_holder " << pid << " did not finish in time";
         }
-        EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-            << "lock_holder " << pid << " status " << *status;
+        EXPECT_EQ(status.code, 0) << "lock_holder " << pid;
     }
 
     std::ifstream in(log);
@@ -384,15 +227,13 @@ TEST_F(LockTest, KilledHolderFreesAfterTtl) {
     constexpr auto kTtl = 1500ms;
     int out[2];
     ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    test::FileActions actions;
+    actions.dup(out[1], 1);
     const auto env =
         child_env({"REDIS_HOST=127.0.0.1", "REDIS_PORT=" + std::to_string(server_.port())});
     const auto spawned = Clock::now();
     const pid_t holder = spawn(
-        {YUXI_LOCK_HOLDER_BIN, "hold", test_name(), std::to_string(kTtl.count())}, env, &actions);
-    posix_spawn_file_actions_destroy(&actions);
+        {YUXI_LOCK_HOLDER_BIN, "hold", test_name(), std::to_string(kTtl.count())}, env, actions);
     ::close(out[1]);
 
     pollfd pfd{out[0], POLLIN, 0};
@@ -406,7 +247,7 @@ TEST_F(LockTest, KilledHolderFreesAfterTtl) {
     const std::uint64_t holder_fence = std::stoull(text.substr(9));
 
     ::kill(holder, SIGKILL);
-    ASSERT_TRUE(wait_exit(holder, 5s));
+    ASSERT_TRUE(test::wait_exit(holder, 5s).exited);
 
     auto lock = make_lock(5s);
     EXPECT_FALSE(lock.try_acquire());
@@ -540,7 +381,7 @@ TEST_F(LockTest, RestartWithoutPersistenceLosesLockButNotFenceOrder) {
     LossProbe probe;
     holder.start_renewal(100ms, probe.callback());
 
-    server_.restart();
+    ASSERT_TRUE(server_.restart());
     ASSERT_TRUE(eventually([&] { return probe.calls.load() > 0; }, 3s));
     EXPECT_EQ(probe.reason.load(), LossReason::gone);
 
@@ -576,20 +417,20 @@ TEST_F(LockTest, RedisDownPastTtlReportsUnreachable) {
 // (6c) With persistence (AOF, fsync always), a held lock survives a Redis crash and
 // restart, its renewal continues, and the fencing counter keeps counting.
 TEST_F(LockTest, RestartWithAofKeepsLock) {
-    RedisServer durable({"--appendonly", "yes", "--appendfsync", "always"});
-    durable.start();
-    DistributedLock holder(durable.endpoint(), test_name(), 2s);
-    DistributedLock other(durable.endpoint(), test_name(), 2s);
+    PrivateRedis durable;
+    ASSERT_TRUE(durable.start(0, {"--appendonly", "yes", "--appendfsync", "always"}));
+    DistributedLock holder(endpoint_of(durable), test_name(), 2s);
+    DistributedLock other(endpoint_of(durable), test_name(), 2s);
     ASSERT_TRUE(holder.try_acquire());
     LossProbe probe;
     holder.start_renewal(200ms, probe.callback());
 
-    durable.restart();
+    ASSERT_TRUE(durable.restart());
     std::this_thread::sleep_for(2500ms);  // longer than the TTL: only renewal keeps it
     EXPECT_FALSE(holder.lost());
     EXPECT_EQ(probe.calls.load(), 0);
     EXPECT_FALSE(other.try_acquire());
-    detail::RedisConnection conn(durable.endpoint());
+    detail::RedisConnection conn(endpoint_of(durable));
     EXPECT_GT(conn.command_integer({"PTTL", key()}), 1000);
     EXPECT_TRUE(holder.release());
     ASSERT_TRUE(other.try_acquire());
@@ -602,7 +443,7 @@ TEST_F(LockTest, IdleConnectionSurvivesRestart) {
     auto lock = make_lock(5s);
     ASSERT_TRUE(lock.try_acquire());
     ASSERT_TRUE(lock.release());
-    server_.restart();
+    ASSERT_TRUE(server_.restart());
     EXPECT_TRUE(lock.try_acquire());
     EXPECT_TRUE(lock.release());
 }
@@ -610,10 +451,10 @@ TEST_F(LockTest, IdleConnectionSurvivesRestart) {
 // (7) A wrong password is LockError auth, and no message carries a password.
 TEST_F(LockTest, WrongPasswordIsAuthErrorWithoutPassword) {
     const std::string secret = "s3cret-Pa55-right";
-    RedisServer guarded({}, secret);
-    guarded.start();
+    PrivateRedis guarded;
+    ASSERT_TRUE(guarded.start(0, {"--requirepass", secret}));
 
-    RedisEndpoint wrong = guarded.endpoint();
+    RedisEndpoint wrong = endpoint_of(guarded);
     wrong.password = "Wr0ng-Pa55-given";
     DistributedLock lock(wrong, test_name(), 1s);
     try {
@@ -625,7 +466,7 @@ TEST_F(LockTest, WrongPasswordIsAuthErrorWithoutPassword) {
         EXPECT_EQ(std::string(e.what()).find(secret), std::string::npos) << e.what();
     }
 
-    RedisEndpoint none = guarded.endpoint();
+    RedisEndpoint none = endpoint_of(guarded);
     none.password.clear();
     DistributedLock anonymous(none, test_name(), 1s);
     try {
@@ -636,7 +477,7 @@ TEST_F(LockTest, WrongPasswordIsAuthErrorWithoutPassword) {
     }
 
     // A password sent to a server that has none is refused too.
-    RedisEndpoint needless = server_.endpoint();
+    RedisEndpoint needless = endpoint_of(server_);
     needless.password = "Needless-Pa55";
     try {
         (void)DistributedLock(needless, test_name(), 1s).try_acquire();
@@ -646,7 +487,7 @@ TEST_F(LockTest, WrongPasswordIsAuthErrorWithoutPassword) {
         EXPECT_EQ(std::string(e.what()).find(needless.password), std::string::npos) << e.what();
     }
 
-    DistributedLock right(guarded.endpoint(), test_name(), 1s);
+    DistributedLock right(endpoint_of(guarded), test_name(), 1s);
     EXPECT_TRUE(right.try_acquire());
     EXPECT_TRUE(right.release());
 }
@@ -654,7 +495,7 @@ TEST_F(LockTest, WrongPasswordIsAuthErrorWithoutPassword) {
 // (8) Nothing listening: LockError connect, from every call that talks to Redis.
 TEST_F(LockTest, ConnectionRefusedIsConnectError) {
     RedisEndpoint nowhere;
-    nowhere.port = free_port();
+    nowhere.port = test::free_port();
     DistributedLock lock(nowhere, test_name(), 1s);
     for (int i = 0; i < 2; ++i) {
         try {
@@ -671,12 +512,12 @@ TEST_F(LockTest, ConnectionRefusedIsConnectError) {
 // still run when the server wakes up (here it does, under a token nobody knows), so the
 // lock may stay taken until its TTL — the documented cost of an io error.
 TEST_F(LockTest, StalledServerIsIoError) {
-    RedisEndpoint impatient = server_.endpoint();
+    RedisEndpoint impatient = endpoint_of(server_);
     impatient.command_timeout = 300ms;
     DistributedLock lock(impatient, test_name(), 1s);
     ASSERT_TRUE(lock.try_acquire());
     ASSERT_TRUE(lock.release());
-    server_.pause();
+    server_.signal(SIGSTOP);
     const auto t0 = Clock::now();
     try {
         (void)lock.try_acquire();
@@ -685,13 +526,13 @@ TEST_F(LockTest, StalledServerIsIoError) {
         EXPECT_EQ(e.kind(), LockError::Kind::io) << e.what();
     }
     EXPECT_LT(Clock::now() - t0, 2s);
-    server_.resume();
+    server_.signal(SIGCONT);
     EXPECT_TRUE(lock.acquire(3s));  // reconnects; at worst after the phantom's TTL
 }
 
 // SELECT: locks live in the configured database; one out of range is LockError protocol.
 TEST_F(LockTest, DatabaseSelection) {
-    RedisEndpoint db3 = server_.endpoint();
+    RedisEndpoint db3 = endpoint_of(server_);
     db3.db = 3;
     DistributedLock lock(db3, test_name(), 5s);
     ASSERT_TRUE(lock.try_acquire());
@@ -699,7 +540,7 @@ TEST_F(LockTest, DatabaseSelection) {
     EXPECT_EQ(in_db3.command_integer({"EXISTS", key()}), 1);
     EXPECT_EQ(raw().command_integer({"EXISTS", key()}), 0);
 
-    RedisEndpoint bad = server_.endpoint();
+    RedisEndpoint bad = endpoint_of(server_);
     bad.db = 100000;
     try {
         (void)DistributedLock(bad, test_name(), 1s).try_acquire();

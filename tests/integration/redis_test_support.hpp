@@ -1,19 +1,16 @@
-// A private redis-server per test (free loopback port, no persistence), and a blocking
-// client for the tests' own commands (lock.hpp's connection). Needs redis-server on PATH
-// or YUXI_TEST_REDIS_SERVER.
+// A private redis-server per test (free loopback port, no persistence unless asked, a
+// directory of its own kept across restarts), and a blocking client for the tests' own
+// commands (lock.hpp's connection). Needs redis-server (YUXI_TEST_REDIS_SERVER, /usr/bin,
+// /usr/local/bin or PATH). Depends on no agent or PostgreSQL code: the lock tests use it.
 #pragma once
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <string>
 #include <vector>
 
-#include "database_test_support.hpp"
+#include "support/hermetic.hpp"
+#include "support/process.hpp"
 #include "yuxi/config/lock.hpp"
 
 namespace yuxi::config::test {
@@ -27,7 +24,7 @@ inline std::string redis_server_bin() {
             return p;
         }
     }
-    return {};
+    return "redis-server";  // spawn_process looks it up in PATH
 }
 
 class PrivateRedis {
@@ -43,9 +40,9 @@ class PrivateRedis {
     PrivateRedis(const PrivateRedis&) = delete;
     PrivateRedis& operator=(const PrivateRedis&) = delete;
 
-    // Starts on `port` (0: a free one) with `extra` arguments; waits until it answers.
+    // Starts on `port` (0: a free one, another if that was taken meanwhile) with `extra`
+    // arguments, which override the defaults; waits until it answers.
     bool start(std::uint16_t port = 0, const std::vector<std::string>& extra = {}) {
-        port_ = port != 0 ? port : free_port();
         extra_ = extra;
         for (std::size_t i = 0; i + 1 < extra.size(); ++i) {
             if (extra[i] == "--requirepass") {
@@ -55,54 +52,33 @@ class PrivateRedis {
         if (dir_.empty()) {
             dir_ = temp_dir("redis");
         }
-        // Its own directory: a replica writes the RDB it receives, and a server loads any
-        // dump.rdb it finds where it starts.
-        std::vector<std::string> args = {redis_server_bin(),
-                                         "--dir",
-                                         dir_.string(),
-                                         "--port",
-                                         std::to_string(port_),
-                                         "--bind",
-                                         "127.0.0.1",
-                                         "--save",
-                                         "",
-                                         "--appendonly",
-                                         "no",
-                                         "--daemonize",
-                                         "no",
-                                         "--loglevel",
-                                         "warning"};
-        args.insert(args.end(), extra.begin(), extra.end());
-        std::vector<char*> argv;
-        for (std::string& a : args) {
-            argv.push_back(a.data());
+        for (int attempt = 0; attempt < (port != 0 ? 1 : 5); ++attempt) {
+            port_ = port != 0 ? port : free_port();
+            if (spawn_and_wait()) {
+                return true;
+            }
         }
-        argv.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-        posix_spawn_file_actions_adddup2(&fa, 1, 2);
-        const int rc = ::posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (rc != 0) {
-            pid_ = -1;
-            return false;
-        }
-        return eventually([&] { return ping(); }, 5s);
+        return false;
     }
 
-    // The same port and arguments again (after kill()).
-    bool restart() { return start(port_, extra_); }
+    // The same port, arguments and directory again, as after a crash: what was persisted
+    // (--appendonly yes) is loaded again.
+    bool restart() {
+        kill();
+        return start(port_, extra_);
+    }
 
     void kill() {
         if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
+            kill_and_reap(pid_);
             pid_ = -1;
         }
     }
 
     std::uint16_t port() const noexcept { return port_; }
+    const std::string& password() const noexcept { return password_; }
+    // Its working directory, removed with it: room for a test's own files too.
+    const fs::path& dir() const noexcept { return dir_; }
 
     // SIGSTOP / SIGCONT: a server that accepts nothing and answers nothing.
     void signal(int sig) const {
@@ -130,6 +106,46 @@ class PrivateRedis {
     }
 
   private:
+    bool spawn_and_wait() {
+        // Its own directory: a replica writes the RDB it receives, and a server loads any
+        // dump.rdb it finds where it starts.
+        std::vector<std::string> args = {redis_server_bin(),
+                                         "--dir",
+                                         dir_.string(),
+                                         "--port",
+                                         std::to_string(port_),
+                                         "--bind",
+                                         "127.0.0.1",
+                                         "--save",
+                                         "",
+                                         "--appendonly",
+                                         "no",
+                                         "--daemonize",
+                                         "no",
+                                         "--loglevel",
+                                         "warning"};
+        args.insert(args.end(), extra_.begin(), extra_.end());
+        pid_ = spawn_process(args, child_environment({}), dir_ / "redis.log", LogMode::append);
+        if (pid_ < 0) {
+            return false;
+        }
+        bool exited = false;  // and reaped: the port was taken, or bad arguments
+        const bool up = eventually(
+            [&] {
+                exited = wait_exit(pid_, 0ms).exited;
+                return exited || ping();
+            },
+            5s);
+        if (up && !exited) {
+            return true;
+        }
+        if (exited) {
+            pid_ = -1;
+        }
+        kill();
+        return false;
+    }
+
     pid_t pid_ = -1;
     std::uint16_t port_ = 0;
     std::vector<std::string> extra_;
