@@ -125,6 +125,8 @@ class FileModeTest : public ::testing::Test {
     void unlink_segment() {
         ::unlink(detail::segment_path(segment_).c_str());
         ::unlink(detail::lock_path(segment_).c_str());
+        // Left by a writer killed in the middle of replacing the segment.
+        ::unlink((detail::segment_path(segment_) + ".tmp.retiring").c_str());
     }
 
     fs::path config_dir() const { return dir_ / "saves/config"; }
