@@ -65,8 +65,6 @@ class DatabaseMode final : private SourceSink, private RelayHost {
         return writer_.has_value() &&
                !(last_state_ == SourceState::degraded && !options_.serve_degraded);
     }
-    // The relay, when Redis is configured (else null).
-    const Relay* relay() const noexcept { return relay_.get(); }
     const DatabaseStats& stats() const noexcept { return stats_; }
     ConnState connection_state() const noexcept { return source_.state(); }
 

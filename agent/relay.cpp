@@ -40,10 +40,6 @@ std::uint64_t unix_ms() {
            static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
 }
 
-bool is_error(const redisReply* r) {
-    return r == nullptr || r->type == REDIS_REPLY_ERROR;
-}
-
 std::string_view text_of(const redisReply* r) {
     return (r != nullptr && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
                              r->type == REDIS_REPLY_ERROR))
@@ -96,10 +92,6 @@ Relay::Relay(const Options& options, event_base* base, RelayHost& host)
 
 Relay::~Relay() {
     stop();
-}
-
-bool Relay::redis_up() const noexcept {
-    return primary_ && primary_->up();
 }
 
 bool Relay::follower_current() const noexcept {
@@ -316,7 +308,6 @@ void Relay::renew() {
 void Relay::become_leader(std::uint64_t fence) {
     role_ = Role::leader;
     fence_ = fence;
-    ++stats_.leases_taken;
     if (metrics_ != nullptr) {
         metrics_->set_relay_leader(true);
     }
@@ -332,7 +323,6 @@ void Relay::become_leader(std::uint64_t fence) {
 }
 
 void Relay::become_follower(std::string_view why) {
-    ++stats_.leases_lost;
     role_ = Role::follower;
     if (metrics_ != nullptr) {
         metrics_->set_relay_leader(false);
@@ -373,7 +363,6 @@ void Relay::published(const Batch& batch) {
             }
         });
     primary_->command({"PUBLISH", std::string(kChangesChannel), message}, nullptr);
-    ++stats_.batches_published;
 }
 
 void Relay::resynced(std::uint64_t revision, std::uint64_t prev) {
@@ -427,7 +416,6 @@ void Relay::on_message(std::string_view text) {
     }
     if (!b.wakeup && b.prev == applied && applied > 0) {
         if (host_.apply_batch(std::move(b))) {
-            ++stats_.messages_applied;
         }
         return;
     }
@@ -503,7 +491,6 @@ void Relay::stream_page(const redisReply* r) {
             syncing_ = false;
             return;
         }
-        ++stats_.stream_applied;
     }
     if (r->elements == kStreamPage && last_id > 0) {
         read_stream(last_id);
@@ -589,7 +576,6 @@ void Relay::fall_back_to_postgres(std::string_view why) {
     if (role_ != Role::follower || polling_) {
         return;
     }
-    ++stats_.postgres_fallbacks;
     spdlog::warn("follower: {}; reading PostgreSQL (polling, no LISTEN) until Redis serves", why);
     polling_ = true;
     host_.use_postgres(PgUse::poll);
@@ -662,12 +648,7 @@ void Relay::write_snapshot(std::optional<Batch> then_publish) {
     const std::string doc = encode_snapshot(s);
     primary_->command({"SET", std::string(kSnapshotKey), doc, "PX",
                        std::to_string(options_.snapshot_ttl.count())},
-                      [this, revision](const redisReply* r) {
-                          if (!is_error(r)) {
-                              ++stats_.snapshot_writes;
-                              last_snapshot_revision_ = revision;
-                          }
-                      });
+                      nullptr);
     if (then_publish) {
         then_publish->fence = fence_;
         primary_->command({"PUBLISH", std::string(kChangesChannel), encode_batch(*then_publish)},
@@ -695,14 +676,12 @@ void Relay::heartbeat() {
 }
 
 void Relay::count_snapshot_load() {
-    ++stats_.snapshot_loads;
     if (metrics_ != nullptr) {
         metrics_->count_l2_snapshot_load();
     }
 }
 
 void Relay::note_bad(std::string_view where, std::string_view why) {
-    ++stats_.bad_documents;
     if (metrics_ != nullptr) {
         metrics_->count_error("redis_document");
     }

@@ -71,18 +71,6 @@ class RelayHost {
     virtual std::string_view state_name() const = 0;  // the segment's source state
 };
 
-struct RelayStats {
-    std::uint64_t leases_taken = 0;
-    std::uint64_t leases_lost = 0;
-    std::uint64_t batches_published = 0;   // leader: documents sent
-    std::uint64_t messages_applied = 0;    // follower: applied straight from pub/sub
-    std::uint64_t stream_applied = 0;      // follower: applied from the stream
-    std::uint64_t snapshot_loads = 0;      // L2 snapshots loaded
-    std::uint64_t snapshot_writes = 0;     // L2 snapshots written
-    std::uint64_t bad_documents = 0;       // garbage, foreign versions, bad checksums
-    std::uint64_t postgres_fallbacks = 0;  // follower syncs that needed PostgreSQL
-};
-
 class Relay {
   public:
     // Registers nothing yet; `base` and `host` must outlive this object.
@@ -113,13 +101,9 @@ class Relay {
     // Where to report leadership, L2 loads and Redis's health; null reports nothing.
     void set_metrics(Metrics* metrics) noexcept { metrics_ = metrics; }
 
-    Role role() const noexcept { return role_; }
     bool leader() const noexcept { return role_ == Role::leader; }
-    bool redis_up() const noexcept;
     // A follower that is subscribed and in sync with what it was told.
     bool follower_current() const noexcept;
-    const RelayStats& stats() const noexcept { return stats_; }
-    std::uint64_t fence() const noexcept { return fence_; }
 
   private:
     struct EventFree {
@@ -159,7 +143,6 @@ class Relay {
     Options options_;
     event_base* base_;
     RelayHost& host_;
-    RelayStats stats_;
     std::unique_ptr<RedisLink> primary_;
     std::unique_ptr<RedisLink> subscriber_;
     std::unique_ptr<RedisLink> replica_;  // null: followers read the primary
@@ -178,7 +161,6 @@ class Relay {
     bool sync_again_ = false;
     bool polling_ = false;         // PgUse::poll requested while following
     std::uint64_t announced_ = 0;  // highest revision a message or the stream announced
-    std::uint64_t last_snapshot_revision_ = 0;
     Metrics* metrics_ = nullptr;
 };
 
