@@ -193,9 +193,7 @@ void DatabaseMode::stop() noexcept {
     source_.stop();
     tick_event_.reset();
     if (writer_) {
-        writer_->set_source_state(SourceState::stopped);
-        writer_->heartbeat();
-        writer_->notify();
+        writer_->mark_stopped();
         spdlog::info("segment '{}': stopped at revision {}; it stays readable", options_.segment,
                      writer_->revision());
     }

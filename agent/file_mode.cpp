@@ -104,9 +104,7 @@ void FileMode::stop() noexcept {
     debounce_event_.reset();
     tick_event_.reset();
     if (writer_) {
-        writer_->set_source_state(SourceState::stopped);
-        writer_->heartbeat();
-        writer_->notify();
+        writer_->mark_stopped();
         spdlog::info("segment '{}': stopped at revision {}; it stays readable", options_.segment,
                      writer_->revision());
     }

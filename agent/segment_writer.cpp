@@ -490,6 +490,12 @@ void SegmentWriter::set_source_state(SourceState state) noexcept {
     }
 }
 
+void SegmentWriter::mark_stopped() noexcept {
+    set_source_state(SourceState::stopped);
+    heartbeat();
+    notify();
+}
+
 void SegmentWriter::prefault(std::uint64_t end) noexcept {
     if (end <= prefaulted_) {
         return;

@@ -83,6 +83,10 @@ class SegmentWriter {
     void heartbeat() noexcept;
     void set_source_state(SourceState state) noexcept;
 
+    // On a clean stop: the state `stopped`, a last heartbeat, and a wake-up, so that
+    // waiting readers see at once that no more changes come.
+    void mark_stopped() noexcept;
+
     std::uint64_t revision() const noexcept { return revision_; }
     std::uint64_t live_entries() const noexcept { return live_entries_; }
     std::uint64_t segment_bytes() const noexcept { return size_; }
