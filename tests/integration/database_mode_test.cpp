@@ -53,6 +53,16 @@ class DatabaseModeTest : public ::testing::Test {
 
     fs::path log_path() const { return dir_ / "agent.log"; }
 
+    // Trims the whole change log as `yuxi-configctl log trim` would, recording the
+    // watermark; returns it (the head revision).
+    std::uint64_t trim_whole_log() {
+        const std::uint64_t n = pg_->number("SELECT max(revision) FROM yuxi_config_changes");
+        pg_->exec("BEGIN; DELETE FROM yuxi_config_changes WHERE revision <= " + std::to_string(n) +
+                  "; UPDATE yuxi_config_log_state SET trimmed_through = " + std::to_string(n) +
+                  "; COMMIT");
+        return n;
+    }
+
     void start_agent(const std::vector<std::string>& args = {},
                      const std::vector<std::string>& env = {}) {
         agent_.start(db_->url(), segment_, log_path(), args, env);
@@ -465,10 +475,7 @@ TEST_F(DatabaseModeTest, LogTrimmedWhileStoppedResyncs) {
     pg_->exec("UPDATE system_configs SET value = '100' WHERE key = 'k1'");
     pg_->exec("DELETE FROM system_configs WHERE key = 'k2'");
     pg_->exec("INSERT INTO system_configs (key, value) VALUES ('k6', '6')");
-    const std::uint64_t n = pg_->number("SELECT max(revision) FROM yuxi_config_changes");
-    pg_->exec("BEGIN; DELETE FROM yuxi_config_changes WHERE revision <= " + std::to_string(n) +
-              "; UPDATE yuxi_config_log_state SET trimmed_through = " + std::to_string(n) +
-              "; COMMIT");
+    const std::uint64_t n = trim_whole_log();
     start_agent();
     Client c = client();
     expect_converged(c, *pg_);
@@ -492,10 +499,7 @@ TEST_F(DatabaseModeTest, LogTrimmedPastRunningAgentResyncs) {
     pg_->exec("UPDATE system_configs SET value = '100' WHERE key = 'k1'");
     pg_->exec("DELETE FROM system_configs WHERE key = 'k2'");
     pg_->exec("INSERT INTO system_configs (key, value, category) VALUES ('k6', '6', 'models')");
-    const std::uint64_t n = pg_->number("SELECT max(revision) FROM yuxi_config_changes");
-    pg_->exec("BEGIN; DELETE FROM yuxi_config_changes WHERE revision <= " + std::to_string(n) +
-              "; UPDATE yuxi_config_log_state SET trimmed_through = " + std::to_string(n) +
-              "; COMMIT");
+    trim_whole_log();
     agent_.signal(SIGCONT);
     expect_converged(c, *pg_);
     EXPECT_GT(c.revision(), before);
