@@ -153,17 +153,15 @@ bool DatabaseMode::load_snapshot(L2Snapshot&& snapshot, bool degraded) {
     if (degraded && (writer_ || up_)) {
         return false;  // PostgreSQL answered meanwhile
     }
-    DbSnapshot s;
-    s.revision = snapshot.revision;
-    s.entries = std::move(snapshot.entries);
-    if (!publish_entries(std::move(s.entries), s.revision, s.query_time)) {
+    if (!publish_entries(std::move(snapshot.entries), snapshot.revision, {})) {
         return false;
     }
     // Until PostgreSQL confirms it, this content is only as good as the snapshot: degraded
     // whenever nothing feeds the segment (a follower fed by the relay is simply ok).
     degraded_ = true;
     if (degraded) {
-        spdlog::warn("serving the L2 snapshot at revision {} without PostgreSQL", s.revision);
+        spdlog::warn("serving the L2 snapshot at revision {} without PostgreSQL",
+                     snapshot.revision);
     }
     update_state();
     return true;
@@ -397,7 +395,7 @@ bool DatabaseMode::publish_transaction(LogTransaction&& tx) {
         return false;
     }
     if (fan_out) {
-        relay_->published(*fan_out);
+        relay_->published(std::move(*fan_out));
     }
     update_state();
     return true;

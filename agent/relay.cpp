@@ -337,25 +337,21 @@ void Relay::become_follower(std::string_view why) {
     }
 }
 
-void Relay::published(const Batch& batch) {
+void Relay::published(Batch batch) {
     if (role_ != Role::leader || !primary_->up()) {
         return;
     }
-    Batch b = batch;
-    b.fence = fence_;
-    const std::string doc = encode_batch(b);
-    std::string message = doc;
-    if (doc.size() > kMaxMessageBytes) {
-        Batch wake = b;
-        wake.wakeup = true;
-        wake.entries.clear();
-        message = encode_batch(wake);
-    }
+    batch.fence = fence_;
+    const std::string doc = encode_batch(batch);
+    const std::string message =
+        doc.size() <= kMaxMessageBytes
+            ? doc
+            : encode_batch(Batch{batch.revision, batch.prev, batch.commit_ns, fence_, true, {}});
     // XADD first, on the same connection: a follower woken by the message finds the
     // batch in the stream (replicas replay both in this order too).
     primary_->command(
         {"XADD", std::string(kLogStream), "MAXLEN", "~", std::to_string(options_.stream_length),
-         std::to_string(b.revision) + "-0", "d", doc},
+         std::to_string(batch.revision) + "-0", "d", doc},
         [](const redisReply* r) {
             if (r != nullptr && r->type == REDIS_REPLY_ERROR) {
                 // A second relay (a hand-over) already added it.

@@ -87,7 +87,7 @@ class Relay {
     void stop() noexcept;
 
     // The host published a batch from PostgreSQL (its own source): fan it out if leader.
-    void published(const Batch& batch);
+    void published(Batch batch);
     // The host published a PostgreSQL snapshot at `revision` over `prev`.
     void resynced(std::uint64_t revision, std::uint64_t prev);
     // The host published a new revision, by any path: report it in yuxi:config:agents
