@@ -11,7 +11,10 @@
 #include <unordered_map>
 #include <utility>
 
-#include "database_url.hpp"
+#include "core/database_url.hpp"
+#include "core/json_document.hpp"
+#include "core/text.hpp"
+#include "rejections.hpp"
 #include "yuxi/config/detail/mapping.hpp"
 
 namespace yuxi::config::agent {
@@ -47,9 +50,8 @@ PostgresSourceOptions source_options(const Options& o) {
     PostgresSourceOptions s;
     s.redacted_url = redact_database_url(o.database_url);
     // Options checked the URL already; an empty conninfo here fails at start() instead.
-    try {
-        s.conninfo = to_libpq_conninfo(o.database_url, "yuxi-config-agent");
-    } catch (const DatabaseUrlError&) {
+    if (auto conninfo = database_conninfo(o.database_url, "yuxi-config-agent")) {
+        s.conninfo = std::move(*conninfo);
     }
     s.safety_poll = o.safety_poll;
     s.max_catchup_batch = o.max_catchup_batch;
@@ -65,7 +67,10 @@ DatabaseMode::~DatabaseMode() = default;
 
 void DatabaseMode::start() {
     const std::string redacted = redact_database_url(options_.database_url);
-    check_conninfo(to_libpq_conninfo(options_.database_url, "yuxi-config-agent"), redacted);
+    if (const auto conninfo = database_conninfo(options_.database_url, "yuxi-config-agent");
+        !conninfo) {
+        throw OptionsError(conninfo.reason());
+    }
     if (detail::writer_lock_held(options_.segment)) {
         throw WriterError("another yuxi-config-agent is already writing segment '" +
                           options_.segment + "'; stop it or choose another --segment");
@@ -106,27 +111,31 @@ void DatabaseMode::use_postgres(PgUse use) {
 }
 
 void DatabaseMode::on_pg_use(evutil_socket_t, short, void* self) {
-    auto& me = *static_cast<DatabaseMode*>(self);
-    if (me.pg_use_ == me.pg_applied_use_) {
-        return;
-    }
-    me.pg_applied_use_ = me.pg_use_;
-    if (me.pg_use_ == PgUse::off) {
-        me.source_.stop();
-        me.up_ = false;
-        spdlog::info("PostgreSQL connection closed: Redis feeds this follower");
-    } else {
-        me.source_.resume_from(me.applied_revision(), me.pg_use_ == PgUse::listen);
-        me.source_.start();
-    }
-    me.update_state();
+    guarded("database", [&] {
+        auto& me = *static_cast<DatabaseMode*>(self);
+        if (me.pg_use_ == me.pg_applied_use_) {
+            return;
+        }
+        me.pg_applied_use_ = me.pg_use_;
+        if (me.pg_use_ == PgUse::off) {
+            me.source_.stop();
+            me.up_ = false;
+            spdlog::info("PostgreSQL connection closed: Redis feeds this follower");
+        } else {
+            me.source_.resume_from(me.applied_revision(), me.pg_use_ == PgUse::listen);
+            me.source_.start();
+        }
+        me.update_state();
+    });
 }
 
 void DatabaseMode::on_boot_timer(evutil_socket_t, short, void* self) {
-    auto& me = *static_cast<DatabaseMode*>(self);
-    if (!me.writer_ && me.relay_) {
-        me.relay_->boot_from_l2();
-    }
+    guarded("database", [&] {
+        auto& me = *static_cast<DatabaseMode*>(self);
+        if (!me.writer_ && me.relay_) {
+            me.relay_->boot_from_l2();
+        }
+    });
 }
 
 std::uint64_t DatabaseMode::applied_revision() const {
@@ -198,17 +207,19 @@ void DatabaseMode::stop() noexcept {
 }
 
 void DatabaseMode::on_tick(evutil_socket_t, short, void* self) {
-    auto& me = *static_cast<DatabaseMode*>(self);
-    if (me.writer_) {
-        me.writer_->heartbeat();
-        me.update_state();  // a follower's currency changes without a batch
-        if (me.metrics_ != nullptr) {
-            me.metrics_->heartbeat();
+    guarded("database", [&] {
+        auto& me = *static_cast<DatabaseMode*>(self);
+        if (me.writer_) {
+            me.writer_->heartbeat();
+            me.update_state();  // a follower's currency changes without a batch
+            if (me.metrics_ != nullptr) {
+                me.metrics_->heartbeat();
+            }
         }
-    }
-    if (me.fed()) {
-        me.last_fed_ = std::chrono::steady_clock::now();
-    }
+        if (me.fed()) {
+            me.last_fed_ = std::chrono::steady_clock::now();
+        }
+    });
 }
 
 std::vector<Change> DatabaseMode::admit(std::vector<Change>&& changes, std::uint64_t revision,
@@ -237,9 +248,23 @@ std::vector<Change> DatabaseMode::admit(std::vector<Change>&& changes, std::uint
             spdlog::error(
                 "{} key '{}' at revision {} refused: its value of {} bytes exceeds the limit of "
                 "{} (--max-value-bytes); readers keep its last published value, if any",
-                ns_name(c.ns), c.key, revision, c.value->size(), options_.max_value_bytes);
+                ns_name(c.ns), printable(c.key), revision, c.value->size(),
+                options_.max_value_bytes);
             refused_.insert(entry_id(c.ns, c.key));
             continue;
+        }
+        // PostgreSQL's jsonb::text is always JSON, but a batch from Redis may say anything:
+        // every path checks the same way, so that the relay and its followers agree.
+        if (c.value) {
+            if (auto why = check_json_text(*c.value, {c.value->size(), kMaxValueDepth})) {
+                ++stats_.refused_values;
+                spdlog::error(
+                    "{} key '{}' at revision {} refused: its value is not usable JSON ({}); "
+                    "readers keep its last published value, if any",
+                    ns_name(c.ns), printable(c.key), revision, *why);
+                refused_.insert(entry_id(c.ns, c.key));
+                continue;
+            }
         }
         if (!refused_.empty()) {
             refused_.erase(entry_id(c.ns, c.key));

@@ -48,7 +48,7 @@ class DatabaseMode final : private SourceSink, private RelayHost {
     DatabaseMode(const DatabaseMode&) = delete;
     DatabaseMode& operator=(const DatabaseMode&) = delete;
 
-    // Checks the connection string (throws DatabaseUrlError: exit 2) and that no other
+    // Checks the connection string (throws OptionsError: exit 2) and that no other
     // agent writes the segment (throws WriterError: exit 1), then starts connecting and
     // the heartbeat. Throws std::system_error if libevent fails.
     void start();

@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <system_error>
 
+#include "rejections.hpp"
+
 namespace yuxi::config::agent {
 namespace {
 
@@ -111,31 +113,37 @@ void FileMode::stop() noexcept {
 }
 
 void FileMode::on_inotify(evutil_socket_t, short, void* self) {
-    auto& me = *static_cast<FileMode*>(self);
-    const InotifyWatcher::Events ev = me.watcher_.read_events();
-    if (ev.overflow) {
-        ++me.source_.stats().watch_overflows;
-        spdlog::warn("inotify queue overflowed; re-reading every file");
-    }
-    me.mark(ev.changed);
+    guarded("file", [&] {
+        auto& me = *static_cast<FileMode*>(self);
+        const InotifyWatcher::Events ev = me.watcher_.read_events();
+        if (ev.overflow) {
+            ++me.source_.stats().watch_overflows;
+            spdlog::warn("inotify queue overflowed; re-reading every file");
+        }
+        me.mark(ev.changed);
+    });
 }
 
 void FileMode::on_debounce(evutil_socket_t, short, void* self) {
-    auto& me = *static_cast<FileMode*>(self);
-    me.debounce_armed_ = false;
-    me.reload_dirty();
+    guarded("file", [&] {
+        auto& me = *static_cast<FileMode*>(self);
+        me.debounce_armed_ = false;
+        me.reload_dirty();
+    });
 }
 
 void FileMode::on_tick(evutil_socket_t, short, void* self) {
-    auto& me = *static_cast<FileMode*>(self);
-    me.writer_->heartbeat();
-    if (me.metrics_ != nullptr) {
-        me.metrics_->heartbeat();
-    }
-    me.mark(me.watcher_.watch_missing());
-    if (me.publish_failed_ && !me.debounce_armed_) {
-        me.publish();
-    }
+    guarded("file", [&] {
+        auto& me = *static_cast<FileMode*>(self);
+        me.writer_->heartbeat();
+        if (me.metrics_ != nullptr) {
+            me.metrics_->heartbeat();
+        }
+        me.mark(me.watcher_.watch_missing());
+        if (me.publish_failed_ && !me.debounce_armed_) {
+            me.publish();
+        }
+    });
 }
 
 void FileMode::mark(const std::vector<std::size_t>& files) {

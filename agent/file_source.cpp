@@ -10,7 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "toml_json.hpp"
+#include "core/toml_json.hpp"
 
 namespace yuxi::config::agent {
 namespace {
@@ -38,10 +38,21 @@ FileText read_whole(const std::string& path) {
         ::close(fd);
         return out;
     }
+    // The size may change while we read (an editor writing in place): the limit is kept
+    // while reading too, so a file that grows without end costs a bounded buffer.
+    if (static_cast<std::uint64_t>(st.st_size) > kMaxDocumentBytes) {
+        out.error = "larger than " + std::to_string(kMaxDocumentBytes >> 20) + " MiB";
+        ::close(fd);
+        return out;
+    }
     out.text.reserve(static_cast<std::size_t>(st.st_size));
     char buf[1 << 16];
     for (;;) {
         const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n > 0 && out.text.size() + static_cast<std::size_t>(n) > kMaxDocumentBytes) {
+            out.error = "larger than " + std::to_string(kMaxDocumentBytes >> 20) + " MiB";
+            break;
+        }
         if (n > 0) {
             out.text.append(buf, static_cast<std::size_t>(n));
         } else if (n == 0) {
@@ -128,36 +139,36 @@ bool FileSource::reload(std::size_t index) {
     if (read.status == ReadStatus::missing) {
         ++stats_.missing_files;
         f.status = FileStatus::missing;
-        spdlog::error("{}: missing ({}); {}", f.shown, read.error, keeping(f));
+        f.problem = f.shown + ": missing (" + read.error + ")";
+        spdlog::error("{}; {}", f.problem, keeping(f));
         return false;
     }
     if (read.status == ReadStatus::error) {
         ++stats_.read_errors;
         f.status = FileStatus::invalid;
-        spdlog::error("{}: cannot be read: {}; {}", f.shown, read.error, keeping(f));
+        f.problem = f.shown + ": cannot be read: " + read.error;
+        spdlog::error("{}; {}", f.problem, keeping(f));
         return false;
     }
-    try {
-        if (f.kind == FileKind::config) {
-            f.table = parse_toml(read.text, f.shown);
-        } else {
-            f.text = canonical(parse_json(read.text, f.shown));
-        }
-    } catch (const DocumentError& e) {
-        ++(e.kind() == DocumentError::Kind::syntax ? stats_.syntax_errors
+    DocumentResult doc = f.kind == FileKind::config ? parse_toml_document(read.text, f.shown)
+                                                    : parse_json_document(read.text, f.shown);
+    if (!doc) {
+        const DocumentProblem& p = doc.reason();
+        ++(p.kind == DocumentProblem::Kind::syntax ? stats_.syntax_errors
                                                    : stats_.conversion_errors);
         f.status = FileStatus::invalid;
-        spdlog::error("{}; {}", e.what(), keeping(f));
+        f.problem = p.message;
+        spdlog::error("{}; {}", p.message, keeping(f));
         return false;
-    } catch (const nlohmann::json::exception& e) {
-        // Only dump() can get here (text that is not UTF-8); the parsers reject it first.
-        ++stats_.syntax_errors;
-        f.status = FileStatus::invalid;
-        spdlog::error("{}: cannot be converted (json error {}); {}", f.shown, e.id, keeping(f));
-        return false;
+    }
+    if (f.kind == FileKind::config) {
+        f.table = std::move(*doc);
+    } else {
+        f.text = canonical(*doc);
     }
     ++stats_.files_read;
     f.status = FileStatus::ok;
+    f.problem.clear();
     if (before == FileStatus::missing || before == FileStatus::invalid) {
         spdlog::info("{}: read successfully again", f.shown);
     } else {

@@ -42,6 +42,7 @@ struct SourceFile {
     FileStatus status = FileStatus::unread;
     std::optional<nlohmann::json> table;  // config: the converted TOML
     std::optional<std::string> text;      // metadata: the canonical document
+    std::string problem;                  // why the last read failed (file:line:col: ...)
 };
 
 // Counts for the metrics endpoint (a later issue). Monotonic.

@@ -16,6 +16,8 @@
 #include <string>
 #include <string_view>
 
+#include "rejections.hpp"
+
 namespace yuxi::config::agent {
 namespace {
 
@@ -113,6 +115,20 @@ void HttpServer::start(const ListenAddress& address) {
         spdlog::info("HTTP server off (--http port 0)");
         return;
     }
+    create();
+    errno = 0;
+    bound_ = evhttp_bind_socket_with_handle(http_.get(), address.host.c_str(), address.port);
+    if (bound_ == nullptr) {
+        const int err = errno;
+        throw HttpError("cannot listen on " + address.host + ":" + std::to_string(address.port) +
+                        " (--http, YUXI_CONFIG_HTTP): " +
+                        (err != 0 ? std::strerror(err) : "the address does not resolve"));
+    }
+    port_ = bound_port(bound_);
+    spdlog::info("HTTP: listening on {}:{} (/healthz, /readyz, /metrics)", address.host, port_);
+}
+
+void HttpServer::create() {
     http_.reset(evhttp_new(base_));
     if (!http_) {
         throw HttpError("libevent: cannot create the HTTP server");
@@ -128,26 +144,31 @@ void HttpServer::start(const ListenAddress& address) {
                                                 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_bevcb(http_.get(), &HttpServer::on_new_connection, this);
     evhttp_set_gencb(http_.get(), &HttpServer::on_request, this);
-    errno = 0;
-    bound_ = evhttp_bind_socket_with_handle(http_.get(), address.host.c_str(), address.port);
-    if (bound_ == nullptr) {
-        const int err = errno;
-        throw HttpError("cannot listen on " + address.host + ":" + std::to_string(address.port) +
-                        " (--http, YUXI_CONFIG_HTTP): " +
-                        (err != 0 ? std::strerror(err) : "the address does not resolve"));
+}
+
+void HttpServer::accept_on(evutil_socket_t listening_fd) {
+    if (!http_) {
+        create();
     }
-    port_ = bound_port(bound_);
-    spdlog::info("HTTP: listening on {}:{} (/healthz, /readyz, /metrics)", address.host, port_);
+    if (evhttp_accept_socket(http_.get(), listening_fd) != 0) {
+        throw HttpError("libevent: cannot accept on the given socket");
+    }
 }
 
 bufferevent* HttpServer::on_new_connection(event_base* base, void* self) {
-    auto& me = *static_cast<HttpServer*>(self);
+    bufferevent* bev = nullptr;
+    guarded("http", [&] { bev = static_cast<HttpServer*>(self)->new_connection(base); });
+    return bev;
+}
+
+bufferevent* HttpServer::new_connection(event_base* base) {
+    auto& me = *this;
+    auto conn = std::make_unique<Conn>();
     // On failure evhttp makes a bufferevent of its own: that one connection goes uncounted.
     bufferevent* bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (bev == nullptr) {
         return nullptr;
     }
-    auto conn = std::make_unique<Conn>();
     conn->server = &me;
     conn->bev = bev;
     conn->over_cap = me.conns_.size() >= kMaxConnections;
@@ -207,25 +228,37 @@ void HttpServer::forget(Conn& conn) {
 }
 
 void HttpServer::on_closed(evhttp_connection*, void* p) {
-    auto& conn = *static_cast<Conn*>(p);
-    conn.server->forget(conn);
+    guarded("http", [&] {
+        auto& conn = *static_cast<Conn*>(p);
+        conn.server->forget(conn);
+    });
 }
 
 void HttpServer::on_timer(evutil_socket_t, short, void* p) {
-    auto& conn = *static_cast<Conn*>(p);
-    if (conn.evcon == nullptr) {
-        conn.server->attach(conn);
-        return;
-    }
-    // The request deadline passed: fail the connection as above.
-    (void)bufferevent_trigger_event(conn.bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT,
-                                    BEV_TRIG_DEFER_CALLBACKS);
+    guarded("http", [&] {
+        auto& conn = *static_cast<Conn*>(p);
+        if (conn.evcon == nullptr) {
+            conn.server->attach(conn);
+            return;
+        }
+        // The request deadline passed: fail the connection as above.
+        (void)bufferevent_trigger_event(conn.bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT,
+                                        BEV_TRIG_DEFER_CALLBACKS);
+    });
 }
 
 void HttpServer::on_request(evhttp_request* req, void* self) {
     auto& me = *static_cast<HttpServer*>(self);
-    me.rearm_deadline(req);
-    me.handle(req);
+    bool answered = false;
+    guarded("http", [&] {
+        me.rearm_deadline(req);
+        me.handle(req);
+        answered = true;
+    });
+    if (!answered) {
+        // Every request gets an answer, or evhttp would keep its connection forever.
+        evhttp_send_reply(req, 500, "Internal Server Error", nullptr);
+    }
 }
 
 void HttpServer::handle(evhttp_request* req) {

@@ -86,12 +86,19 @@ class HttpServer {
     // Connections closed unanswered because of the cap, since the start.
     std::uint64_t refused() const noexcept { return refused_; }
 
+    // Also accepts connections on `listening_fd` (non-blocking, listening; it becomes the
+    // server's): the fuzz target and the hostile-input tests feed the server bytes
+    // through a Unix socket, which leaves no TIME_WAIT behind however many inputs.
+    void accept_on(evutil_socket_t listening_fd);
+
   private:
     struct Conn;
     struct HttpFree {
         void operator()(evhttp* h) const noexcept;
     };
 
+    void create();  // the evhttp and its limits, not bound yet
+    bufferevent* new_connection(event_base* base);
     static bufferevent* on_new_connection(event_base* base, void* self);
     static void on_closed(evhttp_connection* evcon, void* conn);
     static void on_timer(evutil_socket_t fd, short what, void* conn);

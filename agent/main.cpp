@@ -10,18 +10,23 @@
 #include <string_view>
 #include <vector>
 
+#include "core/database_url.hpp"
+#include "core/text.hpp"
 #include "database_mode.hpp"
-#include "database_url.hpp"
 #include "file_mode.hpp"
+#include "file_source.hpp"
 #include "http_server.hpp"
 #include "logging.hpp"
 #include "metrics.hpp"
 #include "options.hpp"
+#include "rejections.hpp"
 #include "segment_writer.hpp"
 
 namespace {
 
 using namespace yuxi::config::agent;
+using yuxi::config::printable;
+using yuxi::config::redact_database_url;
 
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
@@ -68,13 +73,15 @@ struct Loop {
 };
 
 void on_stop_signal(evutil_socket_t sig, short, void* arg) {
-    auto* loop = static_cast<Loop*>(arg);
-    spdlog::info("signal {}: stopping", sig);
-    event_base_loopbreak(loop->base);
+    guarded("signal", [&] {
+        auto* loop = static_cast<Loop*>(arg);
+        spdlog::info("signal {}: stopping", sig);
+        event_base_loopbreak(loop->base);
+    });
 }
 
 void on_hup(evutil_socket_t, short, void* arg) {
-    static_cast<Loop*>(arg)->on_hup();
+    guarded("signal", [&] { static_cast<Loop*>(arg)->on_hup(); });
 }
 
 struct EventBaseFree {
@@ -119,14 +126,19 @@ int serve(const Options& options, event_base* base, ModeT& mode, Loop& loop) {
         spdlog::critical("{}", e.what());
         return kExitRuntime;
     }
+    bool fatal = false;
+    set_fatal_handler([&fatal, base](std::string_view) {
+        fatal = true;
+        event_base_loopbreak(base);
+    });
     mode.start();
     if (event_base_dispatch(base) < 0) {
         spdlog::critical("libevent: the event loop failed");
-        mode.stop();
-        return kExitRuntime;
+        fatal = true;
     }
+    set_fatal_handler(nullptr);
     mode.stop();
-    return 0;
+    return fatal ? kExitRuntime : 0;
 }
 
 int run_file(const Options& options, event_base* base) {
@@ -143,7 +155,7 @@ int run_database(const Options& options, event_base* base) {
     try {
         const int rc = serve(options, base, mode, loop);
         return rc != 0 ? rc : mode.exit_code();
-    } catch (const DatabaseUrlError& e) {
+    } catch (const OptionsError& e) {
         spdlog::critical("{}", e.what());
         return kExitUsage;
     } catch (const WriterError& e) {
@@ -163,6 +175,36 @@ int run(const Options& options) {
                                           : run_file(options, base.get());
 }
 
+// --check: what the agent would serve, without serving it.
+int check(const Options& options) {
+    if (options.mode == Mode::database) {
+        std::printf("yuxi-config-agent: settings OK (database mode, %s; not connected)\n",
+                    redact_database_url(options.database_url).c_str());
+        return 0;
+    }
+    spdlog::set_level(spdlog::level::off);  // the problem is printed once, below
+    FileSource source(options);
+    for (std::size_t i = 0; i < source.files().size(); ++i) {
+        if (!source.reload(i)) {
+            std::fprintf(stderr, "yuxi-config-agent: %s\n", source.files()[i].problem.c_str());
+            return kExitUsage;
+        }
+    }
+    const EntryMap entries = source.entries();
+    const Plan plan = plan_changes({}, entries, options.max_value_bytes);
+    if (!plan.refused.empty()) {
+        const Refusal& r = plan.refused.front();
+        std::fprintf(stderr, "yuxi-config-agent: key '%s': %s\n", printable(r.key.key).c_str(),
+                     r.reason.c_str());
+        return kExitUsage;
+    }
+    std::printf(
+        "yuxi-config-agent: settings and files OK (file mode: %zu entries from %zu file(s); "
+        "nothing was written)\n",
+        entries.size(), source.files().size());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -175,7 +217,8 @@ int main(int argc, char** argv) {
     try {
         options = parse_options(args);
     } catch (const OptionsError& e) {
-        std::fprintf(stderr, "yuxi-config-agent: %s\n\n%s", e.what(), usage(program).c_str());
+        std::fprintf(stderr, "yuxi-config-agent: %s (see %s --help)\n", e.what(),
+                     std::string(program).c_str());
         return kExitUsage;
     }
     if (options.help) {
@@ -185,6 +228,9 @@ int main(int argc, char** argv) {
     if (options.version) {
         std::puts(version_text().c_str());
         return 0;
+    }
+    if (options.check) {
+        return check(options);
     }
     setup_logging(options.log_level, options.log_format);
     try {

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <iterator>
 
+#include "rejections.hpp"
 #include "segment_writer.hpp"
 
 #ifndef YUXI_CONFIG_VERSION
@@ -133,6 +134,14 @@ void ExpositionWriter::sample(std::string_view name, std::string_view label,
                               std::string_view label_value, double value) {
     fmt::format_to(std::back_inserter(out_), "{}{{{}=\"{}\"}} {}\n", name, label,
                    escape_label_value(label_value), format_value(value));
+}
+
+void ExpositionWriter::sample(std::string_view name, std::string_view label1,
+                              std::string_view value1, std::string_view label2,
+                              std::string_view value2, double value) {
+    fmt::format_to(std::back_inserter(out_), "{}{{{}=\"{}\",{}=\"{}\"}} {}\n", name, label1,
+                   escape_label_value(value1), label2, escape_label_value(value2),
+                   format_value(value));
 }
 
 void ExpositionWriter::histogram(std::string_view name, const Histogram& h) {
@@ -298,6 +307,14 @@ void Metrics::render_counters(const ModeStatus& s, ExpositionWriter& w) const {
     w.family("yuxi_config_l2_snapshot_loads_total",
              "Boots from the Redis L2 snapshot while PostgreSQL was unreachable.", "counter");
     w.sample("yuxi_config_l2_snapshot_loads_total", as_double(l2_snapshot_loads_));
+    w.family("yuxi_config_rejected_documents_total",
+             "Documents, replies and requests from outside that the agent refused, by source "
+             "and reason; the agent kept serving what it had.",
+             "counter");
+    for (const RejectionCount& r : rejection_counts()) {
+        w.sample("yuxi_config_rejected_documents_total", "source", r.source, "reason", r.reason,
+                 as_double(r.count));
+    }
 }
 
 }  // namespace yuxi::config::agent

@@ -67,6 +67,8 @@ class ExpositionWriter {
     void sample(std::string_view name, double value);
     void sample(std::string_view name, std::string_view label, std::string_view label_value,
                 double value);
+    void sample(std::string_view name, std::string_view label1, std::string_view value1,
+                std::string_view label2, std::string_view value2, double value);
     // `name`_bucket (cumulative, ending with le="+Inf"), `name`_sum and `name`_count.
     void histogram(std::string_view name, const Histogram& h);
 

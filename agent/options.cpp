@@ -12,7 +12,7 @@
 #include <limits>
 #include <map>
 
-#include "database_url.hpp"
+#include "core/database_url.hpp"
 #include "postgres_source.hpp"
 #include "yuxi/config/detail/mapping.hpp"
 #include "yuxi/config/layout.hpp"
@@ -36,7 +36,7 @@ struct FlagSpec {
     Arity arity;
 };
 
-constexpr std::array<FlagSpec, 26> kFlags = {{
+constexpr std::array<FlagSpec, 27> kFlags = {{
     {"mode", "CONFIG_MODE", Arity::single},
     {"config-file", "YUXI_CONFIG_FILE", Arity::repeat},
     {"metadata", "YUXI_METADATA", Arity::repeat},
@@ -63,6 +63,7 @@ constexpr std::array<FlagSpec, 26> kFlags = {{
     {"pod-name", "POD_NAME", Arity::single},
     {"help", "", Arity::none},
     {"version", "", Arity::none},
+    {"check", "", Arity::none},
 }};
 
 const FlagSpec* find_flag(std::string_view name) {
@@ -489,6 +490,7 @@ Options parse_options(std::span<const std::string_view> args, const EnvLookup& e
     Options o;
     o.help = flags.contains("help");
     o.version = flags.contains("version");
+    o.check = flags.contains("check");
 
     const Setting mode = resolve(*find_flag("mode"), flags, env);
     if (!mode.values.empty()) {
@@ -601,16 +603,14 @@ Options parse_options(std::span<const std::string_view> args, const EnvLookup& e
                 "database mode needs a PostgreSQL URL: set DATABASE_URL (or DATABASE_URL_SYNC), "
                 "or give --database-url");
         }
-        try {
-            // Everything about the URL is checked here, before anything is bound or mapped,
-            // so that a bad URL is always exit status 2.
-            check_conninfo(to_libpq_conninfo(o.database_url, "yuxi-config-agent"),
-                           redact_database_url(o.database_url));
-        } catch (const DatabaseUrlError& e) {
+        // Everything about the URL is checked here, before anything is bound or mapped,
+        // so that a bad URL is always exit status 2.
+        const auto conninfo = database_conninfo(o.database_url, "yuxi-config-agent");
+        if (!conninfo) {
             // The message starts with "DATABASE_URL '...'": name the flag only if it was one.
             throw OptionsError(o.database_url_origin == "DATABASE_URL"
-                                   ? std::string(e.what())
-                                   : o.database_url_origin + ": " + e.what());
+                                   ? conninfo.reason()
+                                   : o.database_url_origin + ": " + conninfo.reason());
         }
     }
     return o;
@@ -674,6 +674,9 @@ variable; a flag wins over its variable. See docs/configuration.md.
                             snapshot with PostgreSQL away. Default: true
   --pod-name NAME           POD_NAME: this agent's name in yuxi:config:agents.
                             Default: the host name
+  --check                   Validate the settings and, in file mode, parse every
+                            file (the first problem is named with file, line and
+                            key); touch no segment. Exit 0 if all is well, else 2.
   --help                    Print this text and exit.
   --version                 Print the version and exit.
 

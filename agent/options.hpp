@@ -107,6 +107,7 @@ struct Options {
     }
     bool help = false;     // --help: print usage, exit 0
     bool version = false;  // --version: print the version, exit 0
+    bool check = false;    // --check: validate the settings (and files), touch nothing
 };
 
 // A flag or variable the agent cannot use. The message names it and says what is wrong.

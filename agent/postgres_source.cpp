@@ -12,7 +12,10 @@
 #include <system_error>
 #include <utility>
 
-#include "database_url.hpp"
+#include "core/change_message.hpp"
+#include "core/database_url.hpp"
+#include "core/text.hpp"
+#include "rejections.hpp"
 
 namespace yuxi::config::agent {
 namespace {
@@ -60,21 +63,6 @@ constexpr const char* kSnapshotSql =
     "SELECT key, content::text FROM global_metadata; "
     "COMMIT";
 
-// Columns of the catch-up query.
-enum CatchupColumn : int {
-    kRevision = 0,
-    kNamespace,
-    kKey,
-    kOp,
-    kValue,
-    kCategory,
-    kChangedUs,
-    kTx,
-    kTrimmed,
-    kHead,
-    kCatchupColumns
-};
-
 timeval to_timeval(std::chrono::microseconds us) {
     timeval tv{};
     tv.tv_sec = static_cast<decltype(tv.tv_sec)>(us.count() / 1000000);
@@ -88,49 +76,6 @@ std::string format_delay(Backoff::Duration d) {
     }
     const auto tenths = d.count() / 100000;
     return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " s";
-}
-
-// libpq's messages end in newlines and continue on tab-indented lines: one line for logs.
-std::string one_line(std::string_view text) {
-    std::string out;
-    bool space = false;
-    for (const char c : text) {
-        if (c == '\n' || c == '\t' || c == '\r' || c == ' ') {
-            space = !out.empty();
-            continue;
-        }
-        if (space) {
-            out += ' ';
-            space = false;
-        }
-        out += c;
-    }
-    return out;
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
-
-bool parse_u64(const char* text, std::uint64_t& out) {
-    if (text == nullptr) {
-        return false;
-    }
-    const std::string_view s(text);
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && end == s.data() + s.size() && !s.empty();
-}
-
-bool parse_i64(const char* text, std::int64_t& out) {
-    if (text == nullptr) {
-        return false;
-    }
-    const std::string_view s(text);
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && end == s.data() + s.size() && !s.empty();
 }
 
 // The error kind of a failed connection attempt: libpq gives only a message there.
@@ -171,6 +116,26 @@ void log_notice(void*, const char* message) {
 
 std::string field(const PGresult* r, int row, int col) {
     return std::string(PQgetvalue(r, row, col), static_cast<std::size_t>(PQgetlength(r, row, col)));
+}
+
+// The catch-up reply's fields as text (views into `r`), for decode_catchup_page. A reply
+// of another shape becomes rows without a watermark, which the decoder refuses.
+std::vector<CatchupRow> catchup_rows(const PGresult* r) {
+    std::vector<CatchupRow> rows;
+    if (PQnfields(r) != kCatchupColumns) {
+        return rows;
+    }
+    const int n = PQntuples(r);
+    rows.resize(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+        for (int c = 0; c < kCatchupColumns; ++c) {
+            if (PQgetisnull(r, i, c) == 0) {
+                rows[static_cast<std::size_t>(i)][static_cast<std::size_t>(c)] = std::string_view(
+                    PQgetvalue(r, i, c), static_cast<std::size_t>(PQgetlength(r, i, c)));
+            }
+        }
+    }
+    return rows;
 }
 
 }  // namespace
@@ -215,57 +180,6 @@ std::string_view to_string(DbError kind) noexcept {
             return "publish";
     }
     return "?";
-}
-
-void check_conninfo(const std::string& conninfo, std::string_view redacted_url) {
-    char* err = nullptr;
-    PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
-    if (opts != nullptr) {
-        // libpq checks ports only when it connects; a bad one is a setting to fix, not an
-        // outage to wait out.
-        std::string bad_port;
-        for (const PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
-            if (std::string_view(o->keyword) != "port" || o->val == nullptr) {
-                continue;
-            }
-            std::string_view ports(o->val);
-            while (bad_port.empty()) {
-                const std::string_view p = ports.substr(0, ports.find(','));
-                unsigned n = 0;
-                const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), n);
-                if (!p.empty() &&
-                    (ec != std::errc() || end != p.data() + p.size() || n == 0 || n > 65535)) {
-                    bad_port = std::string(p);
-                }
-                if (p.size() == ports.size()) {
-                    break;
-                }
-                ports.remove_prefix(p.size() + 1);
-            }
-        }
-        PQconninfoFree(opts);
-        if (!bad_port.empty()) {
-            throw DatabaseUrlError("DATABASE_URL '" + std::string(redacted_url) + "': port '" +
-                                   bad_port + "' is not a number from 1 to 65535");
-        }
-        return;
-    }
-    // libpq quotes the part it could not parse, which may be (part of) a password.
-    std::string detail = err != nullptr ? one_line(err) : "out of memory";
-    PQfreemem(err);
-    // Keeps a quoted single character ("missing "=" after ..."), masks anything longer.
-    std::string masked;
-    for (std::size_t i = 0; i < detail.size(); ++i) {
-        const std::size_t close = detail[i] == '"' ? detail.find('"', i + 1) : std::string::npos;
-        if (close == std::string::npos) {
-            masked += detail[i];
-            continue;
-        }
-        masked += close - i == 2 ? detail.substr(i, 3) : "\"***\"";
-        i = close;
-    }
-    throw DatabaseUrlError("DATABASE_URL '" + std::string(redacted_url) +
-                           "' is not a valid PostgreSQL connection string: " + masked);
 }
 
 void PostgresSource::ConnDeleter::operator()(pg_conn* c) const noexcept {
@@ -327,17 +241,21 @@ void PostgresSource::wake() {
 }
 
 void PostgresSource::on_reconnect_timer(evutil_socket_t, short, void* self) {
-    auto& me = *static_cast<PostgresSource*>(self);
-    ++me.stats_.reconnects;
-    me.connect();
+    guarded("postgres", [&] {
+        auto& me = *static_cast<PostgresSource*>(self);
+        ++me.stats_.reconnects;
+        me.connect();
+    });
 }
 
 void PostgresSource::on_deadline(evutil_socket_t, short, void* self) {
-    auto& me = *static_cast<PostgresSource*>(self);
-    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - me.sent_at_);
-    me.fail(DbError::timeout, to_string(me.state_),
-            "no answer after " + std::to_string(waited.count()) + " ms");
+    guarded("postgres", [&] {
+        auto& me = *static_cast<PostgresSource*>(self);
+        const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - me.sent_at_);
+        me.fail(DbError::timeout, to_string(me.state_),
+                "no answer after " + std::to_string(waited.count()) + " ms");
+    });
 }
 
 bool PostgresSource::arm_poll_timer() {
@@ -354,33 +272,37 @@ bool PostgresSource::arm_poll_timer() {
 }
 
 void PostgresSource::on_poll_timer(evutil_socket_t, short, void* self) {
-    auto& me = *static_cast<PostgresSource*>(self);
-    ++me.stats_.safety_polls;
-    if (!me.arm_poll_timer()) {
-        spdlog::error("libevent: cannot re-arm the safety poll; notifications still work");
-    }
-    // Only when nothing is in flight: a query in flight reads everything committed
-    // before it, and a lost connection is the reconnect timer's business.
-    if (me.state_ == ConnState::ready) {
-        me.start_catchup();
-    }
+    guarded("postgres", [&] {
+        auto& me = *static_cast<PostgresSource*>(self);
+        ++me.stats_.safety_polls;
+        if (!me.arm_poll_timer()) {
+            spdlog::error("libevent: cannot re-arm the safety poll; notifications still work");
+        }
+        // Only when nothing is in flight: a query in flight reads everything committed
+        // before it, and a lost connection is the reconnect timer's business.
+        if (me.state_ == ConnState::ready) {
+            me.start_catchup();
+        }
+    });
 }
 
 void PostgresSource::on_io(evutil_socket_t, short what, void* self) {
-    auto& me = *static_cast<PostgresSource*>(self);
-    if (me.state_ == ConnState::connecting) {
-        me.continue_connect();
-        return;
-    }
-    if ((what & EV_WRITE) != 0 && me.want_write_) {
-        me.flush();
-        if (!me.conn_) {
+    guarded("postgres", [&] {
+        auto& me = *static_cast<PostgresSource*>(self);
+        if (me.state_ == ConnState::connecting) {
+            me.continue_connect();
             return;
         }
-    }
-    if ((what & EV_READ) != 0) {
-        me.read_input();
-    }
+        if ((what & EV_WRITE) != 0 && me.want_write_) {
+            me.flush();
+            if (!me.conn_) {
+                return;
+            }
+        }
+        if ((what & EV_READ) != 0) {
+            me.read_input();
+        }
+    });
 }
 
 void PostgresSource::connect() {
@@ -535,8 +457,10 @@ void PostgresSource::read_input() {
 void PostgresSource::drain_notifications() {
     while (PGnotify* n = PQnotifies(conn_.get())) {
         const bool ours = n->relname != nullptr && kChannel == n->relname;
-        std::uint64_t revision = 0;
-        const bool known = ours && parse_u64(n->extra, revision);
+        const auto notified =
+            ours && n->extra != nullptr ? notify_revision(n->extra) : std::nullopt;
+        const bool known = notified.has_value();
+        const std::uint64_t revision = notified.value_or(0);
         if (ours) {
             ++stats_.notifications;
             if (!known) {
@@ -659,7 +583,9 @@ void PostgresSource::handle_snapshot() {
     }
     DbSnapshot snap;
     snap.query_time = std::chrono::steady_clock::now() - sent_at_;
-    if (!parse_u64(PQgetvalue(results_[1].get(), 0, 0), snap.revision)) {
+    const auto snapshot_revision = parse_u64(PQgetvalue(results_[1].get(), 0, 0));
+    snap.revision = snapshot_revision.value_or(0);
+    if (!snapshot_revision || *snapshot_revision > kMaxRevision) {
         fail(DbError::query, "snapshot", "the revision is not a number");
         return;
     }
@@ -725,49 +651,14 @@ void PostgresSource::handle_catchup() {
     ++stats_.catchups;
     const ResultPtr result = std::move(results_[0]);
     results_.clear();
-    const PGresult* r = result.get();
-    const int n = PQntuples(r);
-    if (PQnfields(r) != kCatchupColumns) {
-        fail(DbError::query, "catch-up", "unexpected reply");
+    auto decoded = decode_catchup_page(catchup_rows(result.get()));
+    if (!decoded) {
+        fail(DbError::query, "catch-up", decoded.reason());
         return;
     }
-    bool watermark = false;
-    std::uint64_t trimmed = 0;
-    std::uint64_t head = 0;
-    std::vector<Row> page;
-    page.reserve(static_cast<std::size_t>(n));
-    for (int i = 0; i < n; ++i) {
-        if (PQgetisnull(r, i, kRevision) != 0) {
-            watermark = parse_u64(PQgetvalue(r, i, kTrimmed), trimmed) &&
-                        parse_u64(PQgetvalue(r, i, kHead), head);
-            continue;
-        }
-        Row row;
-        std::int64_t changed_us = 0;
-        const std::string ns = field(r, i, kNamespace);
-        const std::string op = field(r, i, kOp);
-        if (!parse_u64(PQgetvalue(r, i, kRevision), row.revision) ||
-            !parse_i64(PQgetvalue(r, i, kChangedUs), changed_us) ||
-            (ns != "config" && ns != "metadata") || (op != "U" && op != "D") ||
-            (op == "U" && PQgetisnull(r, i, kValue) != 0)) {
-            fail(DbError::query, "catch-up",
-                 "malformed log row at revision " + field(r, i, kRevision));
-            return;
-        }
-        row.changed_us = changed_us > 0 ? static_cast<std::uint64_t>(changed_us) : 0;
-        row.tx = field(r, i, kTx);
-        row.change.ns = ns == "config" ? Namespace::config : Namespace::metadata;
-        row.change.key = field(r, i, kKey);
-        if (op == "U") {
-            row.change.value = field(r, i, kValue);
-            row.change.category = field(r, i, kCategory);
-        }
-        page.push_back(std::move(row));
-    }
-    if (!watermark) {
-        fail(DbError::query, "catch-up", "no watermark row in the reply");
-        return;
-    }
+    CatchupPage& page = *decoded;
+    const std::uint64_t trimmed = page.trimmed;
+    const std::uint64_t head = page.head;
     if (trimmed > applied_) {
         spdlog::warn(
             "the change log was trimmed through revision {}, past revision {} applied here: "
@@ -786,17 +677,10 @@ void PostgresSource::handle_catchup() {
         start_snapshot();
         return;
     }
-    // UNION ALL gives no order in principle (in practice the page comes as the index
-    // returned it): make sure.
-    const auto by_revision = [](const Row& a, const Row& b) { return a.revision < b.revision; };
-    if (!std::is_sorted(page.begin(), page.end(), by_revision)) {
-        std::sort(page.begin(), page.end(), by_revision);
-    }
-
     // Rows of the page, grouped into transactions; `held_` carries a transaction the
     // previous page cut.
-    const int rows = static_cast<int>(page.size());
-    for (Row& row : page) {
+    const int rows = static_cast<int>(page.rows.size());
+    for (LogRow& row : page.rows) {
         if (!held_.empty() && held_.back().tx != row.tx) {
             if (!publish_group(held_)) {
                 return;
@@ -822,13 +706,13 @@ void PostgresSource::handle_catchup() {
     become_ready();
 }
 
-bool PostgresSource::publish_group(std::vector<Row>& rows) {
+bool PostgresSource::publish_group(std::vector<LogRow>& rows) {
     LogTransaction tx;
     tx.first_revision = rows.front().revision;
     tx.last_revision = rows.back().revision;
     tx.commit_ns = rows.back().changed_us * 1000;
     tx.changes.reserve(rows.size());
-    for (Row& row : rows) {
+    for (LogRow& row : rows) {
         tx.changes.push_back(std::move(row.change));
     }
     rows.clear();

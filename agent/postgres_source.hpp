@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "backoff.hpp"
+#include "catchup_page.hpp"
 #include "segment_writer.hpp"
 
 struct pg_conn;
@@ -153,10 +154,6 @@ struct PostgresSourceOptions {
     bool listen = true;
 };
 
-// Checks that libpq can parse `conninfo`. Throws DatabaseUrlError (database_url.hpp)
-// naming `redacted_url`, without anything libpq quoted from the string (a password).
-void check_conninfo(const std::string& conninfo, std::string_view redacted_url);
-
 class PostgresSource {
   public:
     // Registers nothing yet. `base`, `sink` and `stats` must outlive this object.
@@ -206,14 +203,6 @@ class PostgresSource {
     using ResultPtr = std::unique_ptr<pg_result, ResultDeleter>;
     using EventPtr = std::unique_ptr<event, EventDeleter>;
 
-    // A log row read by a catch-up.
-    struct Row {
-        std::uint64_t revision;
-        std::uint64_t changed_us;
-        std::string tx;  // xmin of the row: its transaction
-        Change change;
-    };
-
     static void on_io(evutil_socket_t fd, short what, void* self);
     static void on_reconnect_timer(evutil_socket_t fd, short what, void* self);
     static void on_deadline(evutil_socket_t fd, short what, void* self);
@@ -233,7 +222,7 @@ class PostgresSource {
     void handle_subscribe();
     void handle_snapshot();
     void handle_catchup();
-    bool publish_group(std::vector<Row>& rows);
+    bool publish_group(std::vector<LogRow>& rows);
     void become_ready();
     bool arm_poll_timer();
     void start_trim();
@@ -268,7 +257,7 @@ class PostgresSource {
     std::uint64_t applied_ = 0;       // last revision handed to the sink
     std::uint64_t fetched_ = 0;       // last revision read (>= applied_: held rows)
     std::uint64_t catchup_from_ = 0;  // `fetched_` when the catch-up in flight was sent
-    std::vector<Row> held_;           // the start of a transaction cut by the page limit
+    std::vector<LogRow> held_;        // the start of a transaction cut by the page limit
     // Wake-ups since the last catch-up was sent: the highest revision announced, and
     // whether one came without a revision.
     std::uint64_t announced_ = 0;

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <system_error>
 
+#include "rejections.hpp"
+
 namespace yuxi::config::agent {
 namespace {
 
@@ -95,29 +97,33 @@ void RedisLink::connect() {
 }
 
 void RedisLink::on_connect(const redisAsyncContext* c, int status) {
-    auto* me = static_cast<RedisLink*>(c->data);
-    if (me == nullptr || me->stopping_) {
-        return;
-    }
-    if (status != REDIS_OK) {
-        // hiredis frees the context after this callback.
-        me->context_ = nullptr;
-        me->lost(std::string("cannot connect: ") + c->errstr);
-        return;
-    }
-    me->connected_ = true;
-    redisEnableKeepAlive(&me->context_->c);
-    me->handshake();
+    guarded("redis", [&] {
+        auto* me = static_cast<RedisLink*>(c->data);
+        if (me == nullptr || me->stopping_) {
+            return;
+        }
+        if (status != REDIS_OK) {
+            // hiredis frees the context after this callback.
+            me->context_ = nullptr;
+            me->lost(std::string("cannot connect: ") + c->errstr);
+            return;
+        }
+        me->connected_ = true;
+        redisEnableKeepAlive(&me->context_->c);
+        me->handshake();
+    });
 }
 
 void RedisLink::on_disconnect(const redisAsyncContext* c, int status) {
-    auto* me = static_cast<RedisLink*>(c->data);
-    if (me == nullptr || me->stopping_) {
-        return;
-    }
-    me->context_ = nullptr;  // freed by hiredis after this callback
-    me->lost(status == REDIS_OK ? "connection closed"
-                                : std::string("connection lost: ") + c->errstr);
+    guarded("redis", [&] {
+        auto* me = static_cast<RedisLink*>(c->data);
+        if (me == nullptr || me->stopping_) {
+            return;
+        }
+        me->context_ = nullptr;  // freed by hiredis after this callback
+        me->lost(status == REDIS_OK ? "connection closed"
+                                    : std::string("connection lost: ") + c->errstr);
+    });
 }
 
 void RedisLink::handshake() {
@@ -159,22 +165,29 @@ void RedisLink::handshake() {
 }
 
 void RedisLink::on_subscribed(redisAsyncContext* c, void* reply, void* privdata) {
-    auto* me = static_cast<RedisLink*>(privdata);
-    const auto* r = static_cast<const redisReply*>(reply);
-    if (c->data == nullptr || me->stopping_ || r == nullptr || r->type != REDIS_REPLY_ARRAY ||
-        r->elements < 3) {
-        return;
-    }
-    const redisReply* kind = r->element[0];
-    const std::string_view k(kind->str, kind->len);
-    if (k == "subscribe") {
-        me->became_up();
-    } else if (k == "message" && r->element[2]->type == REDIS_REPLY_STRING) {
-        me->progress_ = std::chrono::steady_clock::now();
-        if (me->hooks_.on_message) {
-            me->hooks_.on_message(std::string_view(r->element[2]->str, r->element[2]->len));
+    guarded("redis", [&] {
+        auto* me = static_cast<RedisLink*>(privdata);
+        const auto* r = static_cast<const redisReply*>(reply);
+        if (c->data == nullptr || me->stopping_ || r == nullptr || r->type != REDIS_REPLY_ARRAY ||
+            r->elements < 3) {
+            return;
         }
-    }
+        const redisReply* kind = r->element[0];
+        if (kind == nullptr || kind->str == nullptr ||
+            (kind->type != REDIS_REPLY_STRING && kind->type != REDIS_REPLY_STATUS)) {
+            return;
+        }
+        const std::string_view k(kind->str, kind->len);
+        if (k == "subscribe") {
+            me->became_up();
+        } else if (k == "message" && r->element[2] != nullptr &&
+                   r->element[2]->type == REDIS_REPLY_STRING) {
+            me->progress_ = std::chrono::steady_clock::now();
+            if (me->hooks_.on_message) {
+                me->hooks_.on_message(std::string_view(r->element[2]->str, r->element[2]->len));
+            }
+        }
+    });
 }
 
 void RedisLink::became_up() {
@@ -222,29 +235,34 @@ void RedisLink::lost(std::string_view why) {
 }
 
 void RedisLink::on_timer(evutil_socket_t, short, void* self) {
-    auto& me = *static_cast<RedisLink*>(self);
-    ++me.stats_.reconnects;
-    me.connect();
+    guarded("redis", [&] {
+        auto& me = *static_cast<RedisLink*>(self);
+        ++me.stats_.reconnects;
+        me.connect();
+    });
 }
 
 void RedisLink::on_watchdog(evutil_socket_t, short, void* self) {
-    auto& me = *static_cast<RedisLink*>(self);
-    if (me.context_ == nullptr) {
-        return;
-    }
-    const auto now = std::chrono::steady_clock::now();
-    const bool connect_late = !me.connected_ && now - me.connect_started_ > me.options_.deadline;
-    const bool reply_late = me.pending_ > 0 && now - me.progress_ > me.options_.deadline;
-    if (!connect_late && !reply_late) {
-        return;
-    }
-    redisAsyncContext* c = me.context_;
-    me.context_ = nullptr;
-    c->data = nullptr;  // our disconnect callback ignores this context
-    const bool was_connected = me.connected_;
-    // Pending callbacks run with nullptr now; lost() below reports the outage once.
-    redisAsyncFree(c);
-    me.lost(was_connected ? "no answer within the deadline" : "connect timed out");
+    guarded("redis", [&] {
+        auto& me = *static_cast<RedisLink*>(self);
+        if (me.context_ == nullptr) {
+            return;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        const bool connect_late =
+            !me.connected_ && now - me.connect_started_ > me.options_.deadline;
+        const bool reply_late = me.pending_ > 0 && now - me.progress_ > me.options_.deadline;
+        if (!connect_late && !reply_late) {
+            return;
+        }
+        redisAsyncContext* c = me.context_;
+        me.context_ = nullptr;
+        c->data = nullptr;  // our disconnect callback ignores this context
+        const bool was_connected = me.connected_;
+        // Pending callbacks run with nullptr now; lost() below reports the outage once.
+        redisAsyncFree(c);
+        me.lost(was_connected ? "no answer within the deadline" : "connect timed out");
+    });
 }
 
 bool RedisLink::command(std::vector<std::string> argv, Callback done) {
@@ -280,18 +298,20 @@ bool RedisLink::send(std::vector<std::string> argv, Callback done) {
 }
 
 void RedisLink::on_reply(redisAsyncContext* c, void* reply, void* privdata) {
-    std::unique_ptr<Pending> pending(static_cast<Pending*>(privdata));
-    RedisLink& me = *pending->link;
-    if (me.stopping_) {
-        return;
-    }
-    if (c->data != nullptr && me.pending_ > 0) {
-        --me.pending_;
-        me.progress_ = std::chrono::steady_clock::now();
-    }
-    if (pending->done) {
-        pending->done(static_cast<const redisReply*>(reply));
-    }
+    guarded("redis", [&] {
+        std::unique_ptr<Pending> pending(static_cast<Pending*>(privdata));
+        RedisLink& me = *pending->link;
+        if (me.stopping_) {
+            return;
+        }
+        if (c->data != nullptr && me.pending_ > 0) {
+            --me.pending_;
+            me.progress_ = std::chrono::steady_clock::now();
+        }
+        if (pending->done) {
+            pending->done(static_cast<const redisReply*>(reply));
+        }
+    });
 }
 
 }  // namespace yuxi::config::agent

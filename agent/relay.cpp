@@ -3,13 +3,15 @@
 
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
 #include <system_error>
 
+#include "core/agent_report.hpp"
+#include "core/text.hpp"
+#include "rejections.hpp"
 #include "yuxi/config/lock.hpp"
 
 namespace yuxi::config::agent {
@@ -23,10 +25,6 @@ constexpr std::chrono::seconds kHeartbeat{1};
 constexpr std::chrono::seconds kMaxSnapshotInterval{60};
 // An agent silent this long is taken off yuxi:config:agents by the relay.
 constexpr std::chrono::milliseconds kAgentExpiry{10 * 60 * 1000};
-
-std::string fence_key() {
-    return std::string(kRelayLeaseKey) + ":fence";
-}
 
 timeval to_timeval(std::chrono::milliseconds d) {
     return timeval{static_cast<time_t>(d.count() / 1000),
@@ -45,18 +43,6 @@ std::string_view text_of(const redisReply* r) {
                              r->type == REDIS_REPLY_ERROR))
                ? std::string_view(r->str, r->len)
                : std::string_view();
-}
-
-// The revision of a stream ID "<revision>-<seq>".
-std::uint64_t id_revision(std::string_view id) {
-    std::uint64_t n = 0;
-    for (const char c : id) {
-        if (c < '0' || c > '9') {
-            break;
-        }
-        n = n * 10 + static_cast<std::uint64_t>(c - '0');
-    }
-    return n;
 }
 
 RedisLinkOptions link_options(const Options& o, std::string name, bool replica,
@@ -245,16 +231,18 @@ void Relay::subscriber_down() {
 }
 
 void Relay::on_lease_timer(evutil_socket_t, short, void* self) {
-    auto& me = *static_cast<Relay*>(self);
-    if (me.role_ == Role::leader) {
-        me.renew();
-    } else if (me.role_ == Role::follower) {
-        me.try_acquire();
-        if (!me.subscriber_->up() || !me.reader().up()) {
-            // Also at start: an agent that never reaches Redis still serves PostgreSQL.
-            me.fall_back_to_postgres("Redis is not reachable");
+    guarded("relay", [&] {
+        auto& me = *static_cast<Relay*>(self);
+        if (me.role_ == Role::leader) {
+            me.renew();
+        } else if (me.role_ == Role::follower) {
+            me.try_acquire();
+            if (!me.subscriber_->up() || !me.reader().up()) {
+                // Also at start: an agent that never reaches Redis still serves PostgreSQL.
+                me.fall_back_to_postgres("Redis is not reachable");
+            }
         }
-    }
+    });
 }
 
 void Relay::try_acquire() {
@@ -263,13 +251,13 @@ void Relay::try_acquire() {
     }
     std::string token = detail::random_token();
     lease_in_flight_ = primary_->command(
-        {"EVAL", std::string(detail::kAcquireScript), "2", std::string(kRelayLeaseKey), fence_key(),
-         token, std::to_string(options_.relay_lease_ttl.count())},
+        {"EVAL", std::string(detail::kAcquireScript), "2", std::string(kRelayLeaseKey),
+         std::string(kRelayFenceKey), token, std::to_string(options_.relay_lease_ttl.count())},
         [this, token](const redisReply* r) {
             lease_in_flight_ = false;
             if (r == nullptr || r->type != REDIS_REPLY_INTEGER) {
                 if (r != nullptr) {
-                    spdlog::warn("relay lease: unexpected answer: {}", text_of(r));
+                    spdlog::warn("relay lease: unexpected answer: {}", printable(text_of(r)));
                 }
                 return;
             }
@@ -395,12 +383,12 @@ void Relay::on_message(std::string_view text) {
     if (role_ != Role::follower) {
         return;
     }
-    auto decoded = decode_batch(text);
-    if (auto* why = std::get_if<std::string>(&decoded)) {
-        note_bad("message on " + std::string(kChangesChannel), *why);
+    auto decoded = decode_batch(text, kMaxMessageBytes);
+    if (!decoded) {
+        note_bad("pubsub", kChangesChannel, decoded.reason());
         return;
     }
-    Batch& b = std::get<Batch>(decoded);
+    Batch& b = *decoded;
     announced_ = std::max(announced_, b.revision);
     const std::uint64_t applied = host_.applied_revision();
     if (syncing_ || polling_) {
@@ -453,27 +441,24 @@ void Relay::stream_page(const redisReply* r) {
         syncing_ = false;  // became the relay meanwhile: PostgreSQL is the source now
         return;
     }
-    if (r == nullptr || r->type != REDIS_REPLY_ARRAY) {
+    auto page = decode_stream_page(r);
+    if (!page) {
         if (r != nullptr) {
-            spdlog::warn("reading {}: {}", kLogStream, text_of(r));
+            note_bad("stream", kLogStream, page.reason());
         }
         syncing_ = false;
         return;
     }
     std::uint64_t last_id = 0;
-    for (std::size_t i = 0; i < r->elements; ++i) {
-        const redisReply* e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
-            e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements < 2) {
+    for (StreamEntry& e : *page) {
+        last_id = std::max(last_id, e.id_revision);
+        if (!e.batch) {
+            // Refused: a gap to the next entry, which the prev check below turns into a
+            // snapshot or PostgreSQL sync, as for any entry the stream lost.
+            note_bad("stream", kLogStream, e.batch.reason());
             continue;
         }
-        last_id = id_revision(text_of(e->element[0]));
-        auto decoded = decode_batch(text_of(e->element[1]->element[1]));
-        if (auto* why = std::get_if<std::string>(&decoded)) {
-            note_bad("stream entry " + std::string(text_of(e->element[0])), *why);
-            continue;
-        }
-        Batch& b = std::get<Batch>(decoded);
+        Batch& b = *e.batch;
         announced_ = std::max(announced_, b.revision);
         const std::uint64_t applied = host_.applied_revision();
         if (b.revision <= applied) {
@@ -488,7 +473,7 @@ void Relay::stream_page(const redisReply* r) {
             return;
         }
     }
-    if (r->elements == kStreamPage && last_id > 0) {
+    if (page->size() == kStreamPage && last_id > 0) {
         read_stream(last_id);
         return;
     }
@@ -520,11 +505,13 @@ void Relay::snapshot_reply(const redisReply* r, bool for_boot) {
     std::optional<L2Snapshot> snapshot;
     if (r->type == REDIS_REPLY_STRING) {
         auto decoded = decode_snapshot(text_of(r));
-        if (auto* why = std::get_if<std::string>(&decoded)) {
-            note_bad(kSnapshotKey, *why);
+        if (!decoded) {
+            note_bad("snapshot", kSnapshotKey, decoded.reason());
         } else {
-            snapshot = std::move(std::get<L2Snapshot>(decoded));
+            snapshot = std::move(*decoded);
         }
+    } else if (r->type != REDIS_REPLY_NIL) {
+        note_bad("snapshot", kSnapshotKey, "the reply is not a string");
     }
     if (for_boot) {
         if (snapshot && applied == 0) {
@@ -586,24 +573,28 @@ void Relay::boot_from_l2() {
 }
 
 void Relay::on_poll_timer(evutil_socket_t, short, void* self) {
-    // Pub/sub drops messages while a subscriber reconnects, or while a replica is still
-    // syncing: a follower's safety poll is one XRANGE after its revision.
-    auto& me = *static_cast<Relay*>(self);
-    if (me.role_ == Role::follower) {
-        me.sync();
-    } else if (me.role_ == Role::leader && me.options_.log_keep > 0) {
-        // The relay keeps the PostgreSQL log to its retention, so that no cron job is
-        // needed; followers that fall further behind use the stream or the snapshot.
-        me.host_.trim_log(me.options_.log_keep);
-    }
+    guarded("relay", [&] {
+        // Pub/sub drops messages while a subscriber reconnects, or while a replica is still
+        // syncing: a follower's safety poll is one XRANGE after its revision.
+        auto& me = *static_cast<Relay*>(self);
+        if (me.role_ == Role::follower) {
+            me.sync();
+        } else if (me.role_ == Role::leader && me.options_.log_keep > 0) {
+            // The relay keeps the PostgreSQL log to its retention, so that no cron job is
+            // needed; followers that fall further behind use the stream or the snapshot.
+            me.host_.trim_log(me.options_.log_keep);
+        }
+    });
 }
 
 void Relay::on_snapshot_timer(evutil_socket_t, short, void* self) {
-    auto& me = *static_cast<Relay*>(self);
-    if (me.role_ == Role::leader) {
-        me.write_snapshot(std::nullopt);
-        me.prune_agents();
-    }
+    guarded("relay", [&] {
+        auto& me = *static_cast<Relay*>(self);
+        if (me.role_ == Role::leader) {
+            me.write_snapshot(std::nullopt);
+            me.prune_agents();
+        }
+    });
 }
 
 void Relay::prune_agents() {
@@ -616,12 +607,11 @@ void Relay::prune_agents() {
         const std::uint64_t now = unix_ms();
         std::vector<std::string> gone = {"HDEL", std::string(kAgentsHash)};
         for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
-            const auto doc = nlohmann::json::parse(text_of(r->element[i + 1]), nullptr, false);
-            const std::uint64_t beat = doc.is_object() && doc.contains("heartbeat_ms") &&
-                                               doc["heartbeat_ms"].is_number_unsigned()
-                                           ? doc["heartbeat_ms"].get<std::uint64_t>()
-                                           : 0;
-            if (beat + kAgentExpiry.count() < now) {
+            // A field that is not a report is taken off as well: only agents write here.
+            const auto report = decode_agent_report(text_of(r->element[i + 1]));
+            const std::uint64_t beat = report ? report->heartbeat_ms : 0;
+            if (beat + static_cast<std::uint64_t>(kAgentExpiry.count()) < now &&
+                r->element[i] != nullptr && r->element[i]->type == REDIS_REPLY_STRING) {
                 gone.emplace_back(text_of(r->element[i]));
             }
         }
@@ -655,20 +645,22 @@ void Relay::write_snapshot(std::optional<Batch> then_publish) {
 }
 
 void Relay::on_heartbeat_timer(evutil_socket_t, short, void* self) {
-    static_cast<Relay*>(self)->heartbeat();
+    guarded("relay", [&] { static_cast<Relay*>(self)->heartbeat(); });
 }
 
 void Relay::heartbeat() {
     if (!primary_ || !primary_->up()) {
         return;
     }
-    const nlohmann::json value = {{"v", 1},
-                                  {"revision", host_.applied_revision()},
-                                  {"heartbeat_ms", unix_ms()},
-                                  {"segment", options_.segment},
-                                  {"role", to_string(role_)},
-                                  {"state", host_.state_name()}};
-    primary_->command({"HSET", std::string(kAgentsHash), options_.pod_name, value.dump()}, nullptr);
+    AgentReport report;
+    report.revision = host_.applied_revision();
+    report.heartbeat_ms = unix_ms();
+    report.segment = options_.segment;
+    report.role = std::string(to_string(role_));
+    report.state = std::string(host_.state_name());
+    primary_->command(
+        {"HSET", std::string(kAgentsHash), options_.pod_name, encode_agent_report(report)},
+        nullptr);
 }
 
 void Relay::count_snapshot_load() {
@@ -677,11 +669,8 @@ void Relay::count_snapshot_load() {
     }
 }
 
-void Relay::note_bad(std::string_view where, std::string_view why) {
-    if (metrics_ != nullptr) {
-        metrics_->count_error("redis_document");
-    }
-    spdlog::warn("ignored {}: {}", where, why);
+void Relay::note_bad(std::string_view source, std::string_view where, std::string_view why) {
+    reject_document(source, "malformed", std::string(where) + ": " + std::string(why));
 }
 
 }  // namespace yuxi::config::agent

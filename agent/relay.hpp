@@ -35,18 +35,13 @@
 #include <string>
 #include <vector>
 
-#include "change_message.hpp"
+#include "core/change_message.hpp"
+#include "core/redis_keys.hpp"
 #include "metrics.hpp"
 #include "options.hpp"
 #include "redis_link.hpp"
 
 namespace yuxi::config::agent {
-
-inline constexpr std::string_view kRelayLeaseKey = "yuxi:config:relay";
-inline constexpr std::string_view kChangesChannel = "yuxi:config:changes";
-inline constexpr std::string_view kLogStream = "yuxi:config:log";
-inline constexpr std::string_view kSnapshotKey = "yuxi:config:snapshot";
-inline constexpr std::string_view kAgentsHash = "yuxi:config:agents";
 
 enum class Role { direct, leader, follower };
 std::string_view to_string(Role role) noexcept;
@@ -137,7 +132,8 @@ class Relay {
     void write_snapshot(std::optional<Batch> then_publish);
     void heartbeat();
     void prune_agents();
-    void note_bad(std::string_view where, std::string_view why);
+    // A document from Redis refused: counted and logged (sparingly) by `source`.
+    void note_bad(std::string_view source, std::string_view where, std::string_view why);
     void count_snapshot_load();
 
     Options options_;

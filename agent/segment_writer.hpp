@@ -9,18 +9,14 @@
 #include <string_view>
 #include <vector>
 
+#include "core/change.hpp"
 #include "yuxi/config/detail/segment_view.hpp"
 #include "yuxi/config/layout.hpp"
 
 namespace yuxi::config::agent {
 
-// One change of a batch. A batch is applied as one revision.
-struct Change {
-    Namespace ns = Namespace::config;
-    std::string key;
-    std::optional<std::string> value;  // JSON text; nothing means delete
-    std::string category;
-};
+// The writer takes the sources' changes (core/change.hpp).
+using Change = yuxi::config::Change;
 
 struct WriterOptions {
     std::string name = "yuxi-config";

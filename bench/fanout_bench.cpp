@@ -57,7 +57,7 @@
 #include <vector>
 
 #include "bench_support.hpp"
-#include "change_message.hpp"
+#include "core/change_message.hpp"
 #include "relay.hpp"
 #include "yuxi/config/client.hpp"
 #include "yuxi/config/lock.hpp"
@@ -65,7 +65,10 @@
 namespace {
 
 using namespace yuxi::config::bench;
+using yuxi::config::Batch;
 using yuxi::config::Client;
+using yuxi::config::decode_batch;
+using yuxi::config::kMaxMessageBytes;
 namespace agent = yuxi::config::agent;
 namespace test = yuxi::config::test;
 
@@ -627,7 +630,7 @@ class Subscribers {
         f.ctx->data = &f;
         redisLibeventAttach(f.ctx, base_);
         redisAsyncCommand(f.ctx, &Subscribers::on_reply, &f, "SUBSCRIBE %s %s",
-                          std::string(agent::kChangesChannel).c_str(), kBareChannel);
+                          std::string(yuxi::config::kChangesChannel).c_str(), kBareChannel);
     }
 
     static void on_reply(redisAsyncContext*, void* r, void* privdata) {
@@ -656,8 +659,8 @@ class Subscribers {
         const std::string_view channel(reply->element[1]->str, reply->element[1]->len);
         const std::string_view text(reply->element[2]->str, reply->element[2]->len);
         const int ch = channel == kBareChannel ? 1 : 0;
-        auto decoded = agent::decode_batch(text);
-        auto* b = std::get_if<agent::Batch>(&decoded);
+        auto decoded = decode_batch(text, kMaxMessageBytes);
+        Batch* b = decoded ? &*decoded : nullptr;
         if (b == nullptr) {
             ++bad_;
             return;
@@ -666,7 +669,7 @@ class Subscribers {
             ++gaps_;  // a follower would catch up from the stream; here: take it anyway
         }
         f.revision[ch] = b->revision;
-        for (agent::Change& c : b->entries) {
+        for (yuxi::config::Change& c : b->entries) {
             if (c.value) {
                 f.entries[ch][c.key] = std::move(*c.value);
             } else {
@@ -740,15 +743,15 @@ double redis_cpu_us(redisContext* c) {
 // A bare message: the relay's last message with its own revision numbers, so the same size
 // up to the digits of the numbers.
 std::string bare_message(const std::string& relay_text, std::uint64_t rev) {
-    auto decoded = agent::decode_batch(relay_text);
-    auto* b = std::get_if<agent::Batch>(&decoded);
+    auto decoded = decode_batch(relay_text);
+    Batch* b = decoded ? &*decoded : nullptr;
     if (b == nullptr) {
         die("cannot decode the relay's message");
     }
     // Keep the digit count of the relay's revisions: start far from 0.
     b->prev = 1000000 + rev - 1;
     b->revision = 1000000 + rev;
-    return agent::encode_batch(*b);
+    return yuxi::config::encode_batch(*b);
 }
 
 FleetResult bench_fleet(int subscribers, int samples, bool with_relay, const fs::path& dir,
@@ -825,14 +828,14 @@ FleetResult bench_fleet(int subscribers, int samples, bool with_relay, const fs:
                 }
                 if (!with_relay && relay_text.empty()) {
                     // No relay: a message of a relay's typical shape and size.
-                    agent::Batch b;
+                    yuxi::config::Batch b;
                     b.revision = 1000001;
                     b.prev = 1000000;
                     b.commit_ns = 1764489600123456789ULL;
                     b.fence = 1764489600123456ULL;
                     b.entries.push_back(
                         {yuxi::config::Namespace::config, "bench", std::string("100001"), "basic"});
-                    relay_text = agent::encode_batch(b);
+                    relay_text = yuxi::config::encode_batch(b);
                 }
                 ++bare_rev;
                 const std::string msg = bare_message(relay_text, bare_rev);

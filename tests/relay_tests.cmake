@@ -17,7 +17,8 @@ if(TARGET yuxi-config-agent)
   target_compile_definitions(relay_test PRIVATE
     YUXI_AGENT_BIN="$<TARGET_FILE:yuxi-config-agent>"
     YUXI_CONFIGCTL_BIN="$<TARGET_FILE:yuxi-configctl>"
-    YUXI_SQL_DIR="${PROJECT_SOURCE_DIR}/deploy/sql")
+    YUXI_SQL_DIR="${PROJECT_SOURCE_DIR}/deploy/sql"
+    YUXI_FUZZ_CORPUS="${PROJECT_SOURCE_DIR}/tests/fuzz/corpus")
   add_dependencies(relay_test yuxi-config-agent yuxi-configctl)
   yuxi_config_warnings(relay_test)
   gtest_discover_tests(relay_test PROPERTIES LABELS relay TIMEOUT 120 DISCOVERY_TIMEOUT 60)

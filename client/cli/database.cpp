@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <memory>
 
-#include "database_url.hpp"
+#include "core/database_url.hpp"
 
 namespace yuxi::config::cli {
 namespace {
@@ -64,16 +64,15 @@ DatabaseTarget database_target(const CommandLine& cl) {
                          "' needs the database: pass --database-url URL or set DATABASE_URL "
                          "(e.g. postgresql://user:password@host:5432/yuxi_know)");
     }
-    return {url, agent::redact_database_url(url)};
+    return {url, redact_database_url(url)};
 }
 
 Database::Database(const DatabaseTarget& target) : shown_(target.shown) {
-    std::string conninfo;
-    try {
-        conninfo = agent::to_libpq_conninfo(target.url, kApplicationName);
-    } catch (const agent::DatabaseUrlError& e) {
-        throw UsageError(std::string(e.what()));
+    auto checked = database_conninfo(target.url, kApplicationName);
+    if (!checked) {
+        throw UsageError(checked.reason());
     }
+    const std::string conninfo = std::move(*checked);
     password_ = password_of(conninfo);
     // The URL's own connect_timeout wins: it comes after ours.
     const char* keywords[] = {"connect_timeout", "dbname", nullptr};

@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "categories.hpp"
+#include "core/toml_json.hpp"
 #include "database.hpp"
-#include "toml_json.hpp"
 
 namespace yuxi::config::cli {
 namespace {
@@ -63,23 +63,29 @@ struct Wanted {
 
 // The entries file mode publishes for these files (agent/file_source.cpp: config files
 // merged in order, one entry per top-level key; one metadata entry per JSON file).
+// The document, or a usage error naming the file's problem.
+json document_or_fail(const DocumentResult& doc) {
+    if (!doc) {
+        throw CommandError(Exit::usage, doc.reason().message + "; nothing was written");
+    }
+    return *doc;
+}
+
 std::vector<Wanted> wanted_entries(const CommandLine& cl) {
     std::vector<Wanted> out;
-    try {
-        json merged = json::object();
-        for (const std::string& path : cl.values_of("--config-file")) {
-            agent::merge_json(merged, agent::parse_toml(read_input(path), path));
-        }
-        for (const auto& [k, v] : merged.items()) {
-            out.push_back({false, k, agent::canonical(v), category_for(k)});
-        }
-        for (const std::string& spec : cl.values_of("--metadata")) {
-            const auto [name, path] = name_and_path(spec);
-            out.push_back(
-                {true, name, agent::canonical(agent::parse_json(read_input(path), path)), {}});
-        }
-    } catch (const agent::DocumentError& e) {
-        throw CommandError(Exit::usage, std::string(e.what()) + "; nothing was written");
+    json merged = json::object();
+    for (const std::string& path : cl.values_of("--config-file")) {
+        merge_json(merged, document_or_fail(parse_toml_document(read_input(path), path)));
+    }
+    for (const auto& [k, v] : merged.items()) {
+        out.push_back({false, k, canonical(v), category_for(k)});
+    }
+    for (const std::string& spec : cl.values_of("--metadata")) {
+        const auto [name, path] = name_and_path(spec);
+        out.push_back({true,
+                       name,
+                       canonical(document_or_fail(parse_json_document(read_input(path), path))),
+                       {}});
     }
     return out;
 }
@@ -244,7 +250,7 @@ void add_value(Sink sink, const json& v, const std::string& path) {
 toml::table to_table(const json& object, const std::string& path) {
     toml::table t;
     for (const auto& [k, v] : object.items()) {
-        const std::string p = path.empty() ? k : agent::key_path_append(path, k);
+        const std::string p = path.empty() ? k : key_path_append(path, k);
         add_value(TableSink{t, k}, v, p);
     }
     return t;
@@ -284,7 +290,11 @@ void fsync_dir(const fs::path& dir) {
 // and on disk before anything is renamed.
 void write_temp(Output& o) {
     const fs::path dir = o.path.parent_path();
-    std::string tmpl = (dir / ("." + o.path.filename().string() + ".tmp-XXXXXX")).string();
+    // Not `"." + std::string&&`: GCC 12 at -O3 reports a false -Wrestrict on it (bug 105651).
+    std::string name = ".";
+    name += o.path.filename().string();
+    name += ".tmp-XXXXXX";
+    std::string tmpl = (dir / name).string();
     const int fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
     if (fd < 0) {
         write_failed(o.path, "create a temporary file", errno);

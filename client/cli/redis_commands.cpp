@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <iomanip>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
@@ -20,6 +21,9 @@
 #include <thread>
 #include <vector>
 
+#include "core/agent_report.hpp"
+#include "core/redis_keys.hpp"
+#include "core/text.hpp"
 #include "database.hpp"
 #include "yuxi/config/lock.hpp"
 
@@ -31,8 +35,6 @@ namespace {
 using nlohmann::json;
 using Seconds = std::chrono::duration<double>;
 using Clock = std::chrono::steady_clock;
-
-constexpr std::string_view kAgentsKey = "yuxi:config:agents";
 
 std::string quote(std::string_view s) {
     return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
@@ -73,7 +75,8 @@ CommandError unreachable(const RedisEndpoint& e, const LockError& x, std::string
 // ---------------------------------------------------------------------------------------
 // The agents' reports
 
-struct AgentReport {
+// One agent as the commands show it: its report (core/agent_report.hpp) and its pod.
+struct AgentView {
     std::string pod;
     std::string role;
     std::string state;
@@ -89,52 +92,57 @@ std::int64_t now_epoch_ms() {
         .count();
 }
 
-std::optional<AgentReport> parse_report(std::string pod, const std::string& text,
-                                        std::chrono::milliseconds stale_after) {
-    const json j = json::parse(text, nullptr, false);
-    if (!j.is_object() || !j.contains("revision") || !j["revision"].is_number_unsigned() ||
-        !j.contains("heartbeat_ms") || !j["heartbeat_ms"].is_number_integer()) {
-        return std::nullopt;
+// The field and value of one hash entry, or why they are not an agent's.
+Decoded<AgentView> parse_report(std::string_view field, std::string_view text,
+                                std::chrono::milliseconds stale_after) {
+    auto pod = decode_pod_name(field);
+    if (!pod) {
+        return refuse(pod.reason());
     }
-    const auto text_of = [&](const char* k) {
-        return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string("?");
-    };
-    AgentReport r;
-    r.pod = std::move(pod);
-    r.role = text_of("role");
-    r.state = text_of("state");
-    r.segment = text_of("segment");
-    r.revision = j["revision"].get<std::uint64_t>();
-    r.heartbeat_age_ms =
-        std::max<std::int64_t>(0, now_epoch_ms() - j["heartbeat_ms"].get<std::int64_t>());
+    auto report = decode_agent_report(text);
+    if (!report) {
+        return refuse(report.reason());
+    }
+    AgentView r;
+    r.pod = std::move(*pod);
+    r.role = report->role;
+    r.state = report->state;
+    r.segment = report->segment;
+    r.revision = report->revision;
+    const auto beat = static_cast<std::int64_t>(
+        std::min<std::uint64_t>(report->heartbeat_ms, std::numeric_limits<std::int64_t>::max()));
+    r.heartbeat_age_ms = std::max<std::int64_t>(0, now_epoch_ms() - beat);
     r.live = r.heartbeat_age_ms < stale_after.count();
     return r;
 }
 
 // HGETALL of the hash, sorted by pod. A value that is not a report is left out with a
 // warning (once per field per run).
-std::vector<AgentReport> read_agents(detail::RedisConnection& redis,
-                                     std::chrono::milliseconds stale_after, std::ostream& err,
-                                     std::set<std::string>& warned) {
-    const auto reply = redis.command({"HGETALL", kAgentsKey});
-    std::vector<AgentReport> out;
+std::vector<AgentView> read_agents(detail::RedisConnection& redis,
+                                   std::chrono::milliseconds stale_after, std::ostream& err,
+                                   std::set<std::string>& warned) {
+    const auto reply = redis.command({"HGETALL", kAgentsHash});
+    std::vector<AgentView> out;
     if (reply->type != REDIS_REPLY_ARRAY) {
         return out;
     }
     for (std::size_t i = 0; i + 1 < reply->elements; i += 2) {
         const redisReply* f = reply->element[i];
         const redisReply* v = reply->element[i + 1];
-        std::string field(f->str != nullptr ? f->str : "", f->len);
-        const std::string value(v->str != nullptr ? v->str : "", v->len);
-        if (auto r = parse_report(field, value, stale_after)) {
+        const std::string_view field =
+            f != nullptr && f->str != nullptr ? std::string_view(f->str, f->len) : "";
+        const std::string_view value =
+            v != nullptr && v->str != nullptr ? std::string_view(v->str, v->len) : "";
+        auto r = parse_report(field, value, stale_after);
+        if (r) {
             out.push_back(std::move(*r));
-        } else if (warned.insert(field).second) {
-            err << "yuxi-configctl: warning: ignoring " << kAgentsKey << " field " << quote(field)
-                << ": not an agent report ({\"v\":1,\"revision\":R,\"heartbeat_ms\":T,...})\n";
+        } else if (warned.insert(std::string(field)).second) {
+            err << "yuxi-configctl: warning: ignoring " << kAgentsHash << " field \""
+                << printable(field, 64) << "\": " << r.reason() << "\n";
         }
     }
     std::sort(out.begin(), out.end(),
-              [](const AgentReport& a, const AgentReport& b) { return a.pod < b.pod; });
+              [](const AgentView& a, const AgentView& b) { return a.pod < b.pod; });
     return out;
 }
 
@@ -146,10 +154,10 @@ std::chrono::milliseconds stale_after(const CommandLine& cl) {
 // The revision lag is measured against: the database's when it can be read, else the
 // highest an agent reports.
 std::pair<std::uint64_t, bool> reference_revision(const CommandLine& cl,
-                                                  const std::vector<AgentReport>& agents,
+                                                  const std::vector<AgentView>& agents,
                                                   std::ostream& err) {
     std::uint64_t highest = 0;
-    for (const AgentReport& a : agents) {
+    for (const AgentView& a : agents) {
         highest = std::max(highest, a.revision);
     }
     try {
@@ -170,16 +178,16 @@ std::string age_text(std::int64_t ms) {
     return s.str();
 }
 
-void print_agents(const std::vector<AgentReport>& agents, std::uint64_t reference, bool from_db,
+void print_agents(const std::vector<AgentView>& agents, std::uint64_t reference, bool from_db,
                   bool as_json, std::ostream& out) {
-    const auto lag = [&](const AgentReport& a) {
+    const auto lag = [&](const AgentView& a) {
         return reference > a.revision ? reference - a.revision : 0;
     };
     if (as_json) {
         out << "{\"reference_revision\":" << reference << ",\"reference\":\""
             << (from_db ? "database" : "agents") << "\",\"agents\":[";
         for (std::size_t i = 0; i < agents.size(); ++i) {
-            const AgentReport& a = agents[i];
+            const AgentView& a = agents[i];
             out << (i != 0 ? "," : "") << "{\"pod\":" << quote(a.pod)
                 << ",\"role\":" << quote(a.role) << ",\"revision\":" << a.revision
                 << ",\"lag\":" << lag(a) << ",\"heartbeat_age_ms\":" << a.heartbeat_age_ms
@@ -190,7 +198,7 @@ void print_agents(const std::vector<AgentReport>& agents, std::uint64_t referenc
         return;
     }
     std::size_t width = 3;
-    for (const AgentReport& a : agents) {
+    for (const AgentView& a : agents) {
         width = std::max(width, a.pod.size());
     }
     const auto row = [&](std::string_view pod, std::string_view role, std::string_view rev,
@@ -202,7 +210,7 @@ void print_agents(const std::vector<AgentReport>& agents, std::uint64_t referenc
     };
     row("POD", "ROLE", "REVISION", "LAG", "HEARTBEAT", "STATE", "LIVE");
     std::size_t live = 0;
-    for (const AgentReport& a : agents) {
+    for (const AgentView& a : agents) {
         live += a.live ? 1 : 0;
         row(a.pod, a.role, std::to_string(a.revision), std::to_string(lag(a)),
             age_text(a.heartbeat_age_ms), a.state, a.live ? "yes" : "no");
@@ -306,20 +314,20 @@ Exit wait_for_all_agents(const CommandLine& cl, std::uint64_t revision, Seconds 
     detail::RedisConnection redis(e);
     std::set<std::string> warned;
     for (bool first = true;; first = false) {
-        std::vector<AgentReport> agents;
+        std::vector<AgentView> agents;
         try {
             agents = read_agents(redis, stale_after(cl), err, warned);
         } catch (const LockError& x) {
             throw unreachable(
                 e, x, "; the write is committed (revision " + std::to_string(revision) + ")");
         }
-        std::erase_if(agents, [](const AgentReport& a) { return !a.live; });
+        std::erase_if(agents, [](const AgentView& a) { return !a.live; });
         if (agents.empty() && first) {
-            err << "yuxi-configctl: no live agent reports to " << shown(e) << " (" << kAgentsKey
+            err << "yuxi-configctl: no live agent reports to " << shown(e) << " (" << kAgentsHash
                 << "); nothing to wait for\n";
             return Exit::ok;
         }
-        std::erase_if(agents, [&](const AgentReport& a) { return a.revision >= revision; });
+        std::erase_if(agents, [&](const AgentView& a) { return a.revision >= revision; });
         if (agents.empty()) {
             return Exit::ok;
         }
@@ -327,7 +335,7 @@ Exit wait_for_all_agents(const CommandLine& cl, std::uint64_t revision, Seconds 
             err << "yuxi-configctl: the write is committed (revision " << revision
                 << "), but after " << timeout.count() << " s " << agents.size()
                 << " live agent(s) have not applied it:";
-            for (const AgentReport& a : agents) {
+            for (const AgentView& a : agents) {
                 err << ' ' << a.pod << " (revision " << a.revision << ", state " << a.state << ")";
             }
             err << "; see yuxi-configctl agents\n";
@@ -339,7 +347,7 @@ Exit wait_for_all_agents(const CommandLine& cl, std::uint64_t revision, Seconds 
 
 Exit run_agents(const CommandLine& cl, std::ostream& out, std::ostream& err) {
     const RedisEndpoint e = endpoint(cl);
-    std::vector<AgentReport> agents;
+    std::vector<AgentView> agents;
     try {
         detail::RedisConnection redis(e);
         std::set<std::string> warned;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -30,7 +31,22 @@ Bytes read_file(const std::string& path) {
     return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-void write_seed(const std::filesystem::path& dir, const std::string& label, const Bytes& b) {
+// The writer's clocks and pid, zeroed: the seeds are then the same bytes on every run, so
+// that CI's fuzzing (a fixed -seed over them) is the same every time.
+Bytes normalized(Bytes b) {
+    using H = layout::SegmentHeader;
+    for (const std::size_t field :
+         {offsetof(H, heartbeat_ns), offsetof(H, writer_pid), offsetof(H, writer_start_ns),
+          offsetof(H, created_ns), offsetof(H, source_changed_ns)}) {
+        if (field + 8 <= b.size()) {
+            std::memset(b.data() + field, 0, 8);
+        }
+    }
+    return b;
+}
+
+void write_seed(const std::filesystem::path& dir, const std::string& label, const Bytes& raw) {
+    const Bytes b = normalized(raw);
     std::ofstream out(dir / ("seed-" + label), std::ios::binary | std::ios::trunc);
     out.write(b.data(), static_cast<std::streamsize>(b.size()));
     if (!out) {

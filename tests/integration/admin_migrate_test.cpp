@@ -2,8 +2,8 @@
 // the database ends up with exactly the entries file mode publishes, and exported files
 // publish exactly the database's entries.
 #include "admin_test_support.hpp"
+#include "core/toml_json.hpp"
 #include "file_source.hpp"
-#include "toml_json.hpp"
 
 namespace yuxi::config::test {
 namespace {
@@ -39,11 +39,10 @@ std::vector<std::string> fixture_configs() {
 agent::EntryMap database_entries(Pg& pg) {
     agent::EntryMap out;
     for (const Row& r : pg.exec("SELECT key, value::text FROM system_configs")) {
-        out.emplace(agent::EntryKey{Namespace::config, r[0]}, agent::canonical(json::parse(r[1])));
+        out.emplace(agent::EntryKey{Namespace::config, r[0]}, canonical(json::parse(r[1])));
     }
     for (const Row& r : pg.exec("SELECT key, content::text FROM global_metadata")) {
-        out.emplace(agent::EntryKey{Namespace::metadata, r[0]},
-                    agent::canonical(json::parse(r[1])));
+        out.emplace(agent::EntryKey{Namespace::metadata, r[0]}, canonical(json::parse(r[1])));
     }
     return out;
 }

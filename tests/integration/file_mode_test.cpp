@@ -588,8 +588,12 @@ TEST_F(FileModeTest, CommandLineErrorsExitWithStatus2) {
     Exit e = wait_exit(spawn({"--bogus"}, out));
     EXPECT_TRUE(e.exited);
     EXPECT_EQ(e.code, 2);
-    EXPECT_NE(read_text(out).find("unknown flag '--bogus'"), std::string::npos);
-    EXPECT_NE(read_text(out).find("Usage:"), std::string::npos);
+    // One line, naming the flag and pointing at --help; not the whole usage text.
+    const std::string bogus = read_text(out);
+    EXPECT_NE(bogus.find("unknown flag '--bogus'"), std::string::npos) << bogus;
+    EXPECT_NE(bogus.find("--help"), std::string::npos) << bogus;
+    EXPECT_EQ(bogus.find("Usage:"), std::string::npos) << bogus;
+    EXPECT_EQ(std::count(bogus.begin(), bogus.end(), '\n'), 1) << bogus;
 
     // Database mode without a DATABASE_URL (spawn() drops the environment's).
     e = wait_exit(spawn({"--mode=database", "--segment", segment_}, out));
@@ -607,6 +611,41 @@ TEST_F(FileModeTest, CommandLineErrorsExitWithStatus2) {
     e = wait_exit(spawn({"--help"}, out));
     EXPECT_EQ(e.code, 0);
     EXPECT_NE(read_text(out).find("YUXI_CONFIG_MAX_VALUE_BYTES"), std::string::npos);
+    EXPECT_FALSE(fs::exists(detail::segment_path(segment_)));
+}
+
+// --check parses what the agent would serve, names the first problem, and writes nothing.
+TEST_F(FileModeTest, CheckValidatesFilesWithoutTouchingTheSegment) {
+    const fs::path out = dir_ / "check.log";
+    std::vector<std::string> args = default_args();
+    args.push_back("--check");
+    Exit e = wait_exit(spawn(args, out));
+    EXPECT_EQ(e.code, 0) << read_text(out);
+    EXPECT_NE(read_text(out).find("OK"), std::string::npos) << read_text(out);
+
+    write_in_place(base_toml(), "embed_model = \"ok\"\ntop_k = [1, 2,\n");
+    e = wait_exit(spawn(args, out));
+    EXPECT_EQ(e.code, 2);
+    EXPECT_NE(read_text(out).find(base_toml().string() + ":2:"), std::string::npos)
+        << read_text(out);
+
+    write_in_place(base_toml(), "[retrieval]\nscore = nan\n");
+    e = wait_exit(spawn(args, out));
+    EXPECT_EQ(e.code, 2);
+    EXPECT_NE(read_text(out).find("key 'retrieval.score'"), std::string::npos) << read_text(out);
+
+    write_in_place(base_toml(), "big = \"" + std::string(2000, 'x') + "\"\n");
+    args.insert(args.end(), {"--max-value-bytes", "1K"});
+    e = wait_exit(spawn(args, out));
+    EXPECT_EQ(e.code, 2);
+    EXPECT_NE(read_text(out).find("key 'big'"), std::string::npos) << read_text(out);
+
+    write_in_place(global_json(), std::string(100000, '[') + std::string(100000, ']'));
+    args.resize(args.size() - 2);
+    write_in_place(base_toml(), "a = 1\n");
+    e = wait_exit(spawn(args, out));
+    EXPECT_EQ(e.code, 2);
+    EXPECT_NE(read_text(out).find("nested deeper"), std::string::npos) << read_text(out);
     EXPECT_FALSE(fs::exists(detail::segment_path(segment_)));
 }
 

@@ -453,7 +453,7 @@ TEST_F(RelayTest, GarbageOnTheChannelAndBadSnapshotsAreIgnored) {
     EXPECT_TRUE(
         until_published(follower, [&] { return follower.get("after_garbage").has_value(); }));
     EXPECT_TRUE(eventually(
-        [&] { return agents_[1]->log_contains("ignored message on yuxi:config:changes"); }));
+        [&] { return agents_[1]->log_contains("refused a pubsub document (malformed)"); }));
 
     // A corrupt snapshot and a foreign version: a new follower never loads them. (The
     // relay rewrites the snapshot only on its timer, every minute by default.)
@@ -464,16 +464,122 @@ TEST_F(RelayTest, GarbageOnTheChannelAndBadSnapshotsAreIgnored) {
     Client fresh = client(2);
     expect_converged(fresh, *pg_);
     EXPECT_FALSE(fresh.get("evil").has_value());
-    EXPECT_TRUE(eventually(
-        [&] { return agents_[2]->log_contains("ignored yuxi:config:snapshot: the checksum"); }));
+    EXPECT_TRUE(
+        eventually([&] { return agents_[2]->log_contains("yuxi:config:snapshot: the checksum"); }));
     (void)r.command({"SET", "yuxi:config:snapshot", R"({"v":2,"revision":5})"});
     agents_[2]->stop();
     unlink_segment(segment(2));
     start_agent(2);
     Client again = client(2);
     expect_converged(again, *pg_);
-    EXPECT_TRUE(eventually(
-        [&] { return agents_[2]->log_contains("ignored yuxi:config:snapshot: version 2"); }));
+    EXPECT_TRUE(
+        eventually([&] { return agents_[2]->log_contains("yuxi:config:snapshot: version 2"); }));
+}
+
+// Every bad document of the committed hostile-input table (tests/fuzz/corpus/), sent as
+// anyone with access to the Redis could: on the channel, as stream entries, as the L2
+// snapshot and as agents' reports. No agent dies or changes what it serves; each counts
+// what it refused; the next real write reaches every segment.
+TEST_F(RelayTest, HostileDocumentsNeverStopTheFleet) {
+    with_http_ = true;
+    for (int i = 0; i < 3; ++i) {
+        start_agent(i);
+    }
+    std::vector<Client> clients;
+    for (int i = 0; i < 3; ++i) {
+        clients.push_back(client(i));
+    }
+    ASSERT_TRUE(eventually([&] { return leader() != -1; }));
+    write("before", "1");
+    for (auto& c : clients) {
+        expect_converged(c, *pg_);
+    }
+    const std::uint64_t head = db_revision(*pg_);
+    auto r = redis();
+    std::size_t sent = 0;
+    const fs::path corpus = YUXI_FUZZ_CORPUS;
+    std::vector<std::string> batches;
+    for (const auto& f : fs::directory_iterator(corpus / "batch")) {
+        if (f.path().filename().string().starts_with("bad-")) {
+            batches.push_back(read_text(f.path()));
+        }
+    }
+    ASSERT_GT(batches.size(), 100u);
+    std::uint64_t seq = 0;
+    for (const std::string& doc : batches) {
+        (void)r.command({"PUBLISH", "yuxi:config:changes", doc});
+        // As the stream entry that would come next, under the right field and a wrong one.
+        const std::string id = std::to_string(head + 1) + "-" + std::to_string(++seq);
+        (void)r.command({"XADD", "yuxi:config:log", id, seq % 2 == 0 ? "d" : "x", doc});
+        ++sent;
+    }
+    (void)r.command(
+        {"XADD", "yuxi:config:log", std::to_string(head + 1) + "-999999", "d", "1", "d", "2"});
+    (void)r.command({"HSET", "yuxi:config:agents", "\x1b]0;pwned\x07", "{\"v\":1}", "pod-junk",
+                     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]"
+                     "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"});
+    // Hostile snapshots, each followed by a wake-up that sends the followers to it.
+    std::size_t snapshots = 0;
+    for (const auto& f : fs::directory_iterator(corpus / "snapshot")) {
+        const std::string name = f.path().filename().string();
+        if (!name.starts_with("bad-") || ++snapshots > 8) {
+            continue;
+        }
+        (void)r.command({"SET", "yuxi:config:snapshot", read_text(f.path())});
+        (void)r.command({"PUBLISH", "yuxi:config:changes",
+                         R"({"v":1,"revision":)" + std::to_string(head + 500 + snapshots) +
+                             R"(,"prev":)" + std::to_string(head + 499 + snapshots) + "}"});
+        std::this_thread::sleep_for(100ms);
+    }
+    // Every agent alive, serving what it served, and counting what it refused.
+    for (int i = 0; i < 3; ++i) {
+        int status = 0;
+        EXPECT_EQ(::waitpid(agents_[i]->pid(), &status, WNOHANG), 0) << "agent " << i << " died";
+        expect_converged(clients[i], *pg_);
+        EXPECT_EQ(clients[i].revision(), head) << "agent " << i;
+    }
+    for (int i = 0; i < 3; ++i) {
+        if (i == leader()) {
+            continue;  // the relay does not follow the channel
+        }
+        EXPECT_TRUE(eventually([&] {
+            const std::string m = http_get(http_ports_[i], "/metrics");
+            return m.find(
+                       "yuxi_config_rejected_documents_total{source=\"pubsub\",reason=\"mal"
+                       "formed\"} " +
+                       std::to_string(sent)) != std::string::npos &&
+                   m.find(
+                       "yuxi_config_rejected_documents_total{source=\"snapshot\",reason=\"mal"
+                       "formed\"}") != std::string::npos &&
+                   m.find(
+                       "yuxi_config_rejected_documents_total{source=\"stream\",reason=\"mal"
+                       "formed\"}") != std::string::npos;
+        })) << http_get(http_ports_[i], "/metrics");
+    }
+    // `agents` shows the real agents and warns about the rest, on one line each.
+    const std::string cmd = "DATABASE_URL='" + db_->url() +
+                            "' REDIS_HOST=127.0.0.1 REDIS_PORT=" + std::to_string(redis_.port()) +
+                            " " + YUXI_CONFIGCTL_BIN + " agents 2>&1";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    char buf[4096];
+    std::string out;
+    while (std::fgets(buf, sizeof buf, p) != nullptr) {
+        out += buf;
+    }
+    const int status = ::pclose(p);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+    EXPECT_EQ(out.find('\x1b'), std::string::npos) << out;
+    EXPECT_NE(out.find("pod-junk"), std::string::npos) << out;
+    EXPECT_NE(out.find("pod0"), std::string::npos) << out;
+    // The next real write reaches everyone.
+    write("after", R"({"still": "working"})");
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_TRUE(
+            until_published(clients[i], [&] { return clients[i].get("after").has_value(); }))
+            << "agent " << i;
+        expect_converged(clients[i], *pg_);
+    }
 }
 
 TEST_F(RelayTest, WrongRedisPasswordIsReportedAndPostgresStillServes) {

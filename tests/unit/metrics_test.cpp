@@ -1,6 +1,7 @@
 // The metrics registry and its exposition (agent/metrics.hpp), checked by the strict
 // parser of tests/support/exposition_parser.hpp, and the parser's own strictness.
 #include "metrics.hpp"
+#include "rejections.hpp"
 
 #include <gtest/gtest.h>
 
@@ -37,6 +38,7 @@ const std::map<std::string, std::string> kFamilies = {
     {"yuxi_config_errors_total", "counter"},
     {"yuxi_config_relay_leader", "gauge"},
     {"yuxi_config_l2_snapshot_loads_total", "counter"},
+    {"yuxi_config_rejected_documents_total", "counter"},
     {"yuxi_config_build_info", "gauge"},
 };
 
@@ -173,6 +175,32 @@ TEST(Metrics, EscapesWhateverALabelValueHolds) {
     const Exposition e = parse_exposition(m.render(ModeStatus{}));
     EXPECT_EQ(e.value("yuxi_config_build_info", {{"version", "v\"1\\\n"}}), 1);
     EXPECT_EQ(e.value("yuxi_config_errors_total", {{"kind", "odd \"kind\"\\\nline"}}), 1);
+}
+
+TEST(Metrics, CountsRefusedDocumentsBySourceAndReason) {
+    reset_rejections();
+    reject_document("pubsub", "malformed", "batch: \"op\" is a number, not a string");
+    reject_document("pubsub", "malformed", "again");
+    reject_document("stream", "exception", "a bug");
+    // A loop callback that throws is a refused document of its source, never a crash.
+    guarded("http", [] { throw std::runtime_error("boom"); });
+    const Metrics m("1");
+    const Exposition e = parse_exposition(m.render(ModeStatus{}));
+    const std::string name = "yuxi_config_rejected_documents_total";
+    EXPECT_EQ(e.value(name, {{"source", "pubsub"}, {"reason", "malformed"}}), 2);
+    EXPECT_EQ(e.value(name, {{"source", "stream"}, {"reason", "exception"}}), 1);
+    EXPECT_EQ(e.value(name, {{"source", "http"}, {"reason", "exception"}}), 1);
+    reset_rejections();
+}
+
+TEST(Metrics, AFatalErrorStopsTheLoopThroughTheHandler) {
+    reset_rejections();
+    std::string stopped;
+    set_fatal_handler([&](std::string_view why) { stopped = why; });
+    guarded("database", [] { throw FatalError("the segment cannot be written"); });
+    EXPECT_EQ(stopped, "the segment cannot be written");
+    EXPECT_TRUE(rejection_counts().empty());
+    reset_rejections();
 }
 
 // The parser is the test's ruler: it must refuse what Prometheus would misread.

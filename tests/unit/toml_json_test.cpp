@@ -7,8 +7,8 @@
 #include <sstream>
 #include <string>
 
+#include "core/toml_json.hpp"
 #include "file_source.hpp"
-#include "toml_json.hpp"
 
 namespace yuxi::config::agent {
 namespace {
@@ -23,17 +23,25 @@ std::string read_sample(const std::string& rel) {
     return ss.str();
 }
 
+// The document, failing the test if it is refused.
+json toml_of(std::string_view text, std::string_view source) {
+    auto d = parse_toml_document(text, source);
+    EXPECT_TRUE(d) << d.reason().message;
+    return d ? *d : json();
+}
+
+json json_of(std::string_view text, std::string_view source) {
+    auto d = parse_json_document(text, source);
+    EXPECT_TRUE(d) << d.reason().message;
+    return d ? *d : json();
+}
+
 std::string error_of(std::string_view toml) {
-    try {
-        (void)parse_toml(toml, "base.toml");
-    } catch (const DocumentError& e) {
-        return e.what();
-    }
-    return "";
+    return parse_toml_document(toml, "base.toml").reason().message;
 }
 
 TEST(TomlJsonTest, ScalarsMapToJsonScalars) {
-    const json j = parse_toml(R"(
+    const json j = toml_of(R"(
 s = "text ✓ \"quoted\""
 lit = 'C:\path'
 multi = """
@@ -50,7 +58,7 @@ negzero = -0.0
 t = true
 no = false
 )",
-                              "t.toml");
+                           "t.toml");
     EXPECT_EQ(j.dump(),
               R"({"big":9223372036854775807,"exp":1e+300,"f":3.5,"hex":255,"i":42,)"
               R"("lit":"C:\\path","multi":"two\nlines","neg":-17,"negzero":-0.0,"no":false,)"
@@ -60,7 +68,7 @@ no = false
 }
 
 TEST(TomlJsonTest, TablesArraysAndArraysOfTables) {
-    const json j = parse_toml(R"(
+    const json j = toml_of(R"(
 top = 1
 mixed = [1, "two", [3, 4], { five = 5 }]
 empty_array = []
@@ -86,7 +94,7 @@ k = "v"
 
 [empty]
 )",
-                              "t.toml");
+                           "t.toml");
     EXPECT_EQ(j["mixed"].dump(), R"([1,"two",[3,4],{"five":5}])");
     EXPECT_EQ(j["empty_array"].dump(), "[]");
     EXPECT_EQ(j["inline"].dump(), R"({"a":1,"b":{"c":"d"}})");
@@ -100,7 +108,7 @@ k = "v"
 }
 
 TEST(TomlJsonTest, DatesAndTimesBecomeRfc3339Strings) {
-    const json j = parse_toml(R"(
+    const json j = toml_of(R"(
 odt = 1979-05-27T07:32:00Z
 odt_offset = 1979-05-27T00:32:00-07:00
 odt_plus = 1979-05-27T00:32:00+05:30
@@ -114,7 +122,7 @@ lt_frac = 00:32:00.123456789
 lt_ms = 00:32:00.100
 early = 0001-01-02
 )",
-                              "t.toml");
+                           "t.toml");
     EXPECT_EQ(j["odt"], "1979-05-27T07:32:00Z");
     EXPECT_EQ(j["odt_offset"], "1979-05-27T00:32:00-07:00");
     EXPECT_EQ(j["odt_plus"], "1979-05-27T00:32:00+05:30");
@@ -138,12 +146,8 @@ TEST(TomlJsonTest, NanAndInfAreRejectedNamingTheKey) {
               "base.toml: key 'a.b[1].c' holds nan, which JSON cannot represent");
     EXPECT_EQ(error_of("[\"dotted.key\"]\n\"odd key\" = inf\n"),
               "base.toml: key '\"dotted.key\".\"odd key\"' holds inf, which JSON cannot represent");
-    try {
-        (void)parse_toml("a = inf", "base.toml");
-        FAIL();
-    } catch (const DocumentError& e) {
-        EXPECT_EQ(e.kind(), DocumentError::Kind::unsupported);
-    }
+    EXPECT_EQ(parse_toml_document("a = inf", "base.toml").reason().kind,
+              DocumentProblem::Kind::unsupported);
 }
 
 TEST(TomlJsonTest, SyntaxErrorsGiveLineAndColumn) {
@@ -153,23 +157,17 @@ TEST(TomlJsonTest, SyntaxErrorsGiveLineAndColumn) {
     EXPECT_EQ(dup.rfind("base.toml:2:", 0), 0u) << dup;
     const std::string utf8 = error_of("a = \"ok\"\nb = \"\xff\xfe\"\n");
     EXPECT_EQ(utf8.rfind("base.toml:2:", 0), 0u) << utf8;
-    try {
-        (void)parse_toml("a = ", "base.toml");
-        FAIL();
-    } catch (const DocumentError& e2) {
-        EXPECT_EQ(e2.kind(), DocumentError::Kind::syntax);
-    }
+    const auto refused = parse_toml_document("a = ", "base.toml");
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.reason().kind, DocumentProblem::Kind::syntax);
 }
 
 TEST(TomlJsonTest, JsonErrorsGiveLineAndColumnAndNeverQuoteTheDocument) {
     const auto error = [](std::string_view text) {
-        try {
-            (void)parse_json(text, "meta.json");
-        } catch (const DocumentError& e) {
-            EXPECT_EQ(e.kind(), DocumentError::Kind::syntax);
-            return std::string(e.what());
-        }
-        return std::string();
+        const auto d = parse_json_document(text, "meta.json");
+        EXPECT_FALSE(d);
+        EXPECT_EQ(d.reason().kind, DocumentProblem::Kind::syntax);
+        return d.reason().message;
     };
     const std::string e = error("{\n  \"a\": 1,\n  \"b\": secretvalue\n}");
     EXPECT_EQ(e.rfind("meta.json:3:", 0), 0u) << e;
@@ -178,7 +176,7 @@ TEST(TomlJsonTest, JsonErrorsGiveLineAndColumnAndNeverQuoteTheDocument) {
     EXPECT_EQ(bad_utf8.rfind("meta.json:1:", 0), 0u) << bad_utf8;
     EXPECT_EQ(bad_utf8.find("sec"), std::string::npos) << bad_utf8;
     EXPECT_NE(error("").find("meta.json:1:1:"), std::string::npos);
-    EXPECT_EQ(parse_json(" {\"b\":[1, 2.5, null],\"a\":{}} ", "m").dump(),
+    EXPECT_EQ(json_of(" {\"b\":[1, 2.5, null],\"a\":{}} ", "m").dump(),
               R"({"a":{},"b":[1,2.5,null]})");
 }
 
@@ -214,7 +212,7 @@ TEST(TomlJsonTest, PlanDiffsAndRefusesOversizedValues) {
 }
 
 TEST(TomlJsonTest, SampleFilesConvert) {
-    const json base = parse_toml(read_sample("saves/config/base.toml"), "base.toml");
+    const json base = toml_of(read_sample("saves/config/base.toml"), "base.toml");
     EXPECT_EQ(base.size(), 13u);  // 12 plain fields and model_names
     EXPECT_EQ(base["embed_model"], "siliconflow/BAAI/bge-m3");
     EXPECT_EQ(base["enable_reranker"], true);
@@ -226,8 +224,7 @@ TEST(TomlJsonTest, SampleFilesConvert) {
     EXPECT_EQ(base["model_names"]["zhipu"]["name"], "智谱AI (Zhipu)");
 
     json merged = base;
-    merge_json(merged,
-               parse_toml(read_sample("saves/config/custom_providers.toml"), "custom.toml"));
+    merge_json(merged, toml_of(read_sample("saves/config/custom_providers.toml"), "custom.toml"));
     EXPECT_EQ(merged["model_names"].size(), base["model_names"].size() + 2);
     EXPECT_EQ(merged["model_names"]["local-vllm"]["custom"], true);
     EXPECT_EQ(merged["model_names"]["openai"], base["model_names"]["openai"]);
@@ -236,12 +233,12 @@ TEST(TomlJsonTest, SampleFilesConvert) {
                           "saves/knowledge_base_data/milvus_data/metadata_milvus.json",
                           "saves/knowledge_base_data/lightrag_data/metadata_lightrag.json"}) {
         const std::string text = read_sample(f);
-        const json j = parse_json(text, f);
+        const json j = json_of(text, f);
         EXPECT_TRUE(j.is_object()) << f;
         EXPECT_EQ(json::parse(canonical(j)), j) << f;
         EXPECT_LT(canonical(j).size(), text.size()) << f;  // compact
     }
-    EXPECT_TRUE(parse_json(read_sample("saves/knowledge_base_data/global_metadata.json"), "g")
+    EXPECT_TRUE(json_of(read_sample("saves/knowledge_base_data/global_metadata.json"), "g")
                     .contains("databases"));
 }
 

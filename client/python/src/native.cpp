@@ -13,6 +13,7 @@
 #include <pybind11/stl.h>
 
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -234,8 +235,19 @@ Namespace ns_of(bool metadata) {
     return metadata ? Namespace::metadata : Namespace::config;
 }
 
+// A Python caller's timeout in seconds: negative is 0 (do not wait), NaN is an error,
+// and anything past a year is a year (a wait that long is "forever"; converting 1e300 s
+// to nanoseconds would overflow).
+double checked_seconds(double s) {
+    if (std::isnan(s)) {
+        throw py::value_error("a timeout must be a number of seconds, not NaN");
+    }
+    constexpr double kYear = 365.0 * 24 * 3600;
+    return s > 0 ? std::min(s, kYear) : 0.0;
+}
+
 std::chrono::nanoseconds seconds(double s) {
-    return std::chrono::nanoseconds(static_cast<std::int64_t>(s > 0 ? s * 1e9 : 0));
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(checked_seconds(s) * 1e9));
 }
 
 // A snapshot plus the client whose cache it shares.
@@ -277,7 +289,7 @@ void raise_lock_error(const char* message, const char* kind) {
 }
 
 std::chrono::milliseconds millis(double s) {
-    return std::chrono::milliseconds(static_cast<std::int64_t>(s > 0 ? s * 1000.0 : 0));
+    return std::chrono::milliseconds(static_cast<std::int64_t>(checked_seconds(s) * 1000.0));
 }
 
 // The seed's DistributedLock: `with DistributedLock(name, timeout=30):`. `timeout` is
