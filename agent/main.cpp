@@ -10,21 +10,24 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/file/file_mode.hpp"
+#include "agent/file/file_source.hpp"
+#include "agent/ops/http_server.hpp"
+#include "agent/ops/logging.hpp"
+#include "agent/ops/metrics.hpp"
+#include "agent/ops/options.hpp"
+#include "agent/ops/rejections.hpp"
+#include "agent/postgres/database_mode.hpp"
+#include "agent/segment/segment_writer.hpp"
 #include "core/database_url.hpp"
+#include "core/event_loop.hpp"
 #include "core/text.hpp"
-#include "database_mode.hpp"
-#include "file_mode.hpp"
-#include "file_source.hpp"
-#include "http_server.hpp"
-#include "logging.hpp"
-#include "metrics.hpp"
-#include "options.hpp"
-#include "rejections.hpp"
-#include "segment_writer.hpp"
 
 namespace {
 
 using namespace yuxi::config::agent;
+using yuxi::config::EventBasePtr;
+using yuxi::config::EventPtr;
 using yuxi::config::printable;
 using yuxi::config::redact_database_url;
 
@@ -83,14 +86,6 @@ void on_stop_signal(evutil_socket_t sig, short, void* arg) {
 void on_hup(evutil_socket_t, short, void* arg) {
     guarded("signal", [&] { static_cast<Loop*>(arg)->on_hup(); });
 }
-
-struct EventBaseFree {
-    void operator()(event_base* b) const noexcept { event_base_free(b); }
-};
-struct EventFree {
-    void operator()(event* e) const noexcept { event_free(e); }
-};
-using EventPtr = std::unique_ptr<event, EventFree>;
 
 // Registers the signal handlers on the loop, then lets the signals in.
 bool handle_signals(event_base* base, Loop& loop, std::vector<EventPtr>& events) {
@@ -166,7 +161,7 @@ int run_database(const Options& options, event_base* base) {
 
 int run(const Options& options) {
     event_set_log_callback(on_libevent_log);
-    std::unique_ptr<event_base, EventBaseFree> base(event_base_new());
+    EventBasePtr base(event_base_new());
     if (!base) {
         spdlog::critical("libevent: cannot create the event loop");
         return kExitRuntime;

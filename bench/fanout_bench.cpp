@@ -1,4 +1,4 @@
-// The Redis fan-out of issue 4, measured: the relay against every agent listening to
+// The Redis fan-out, measured: the relay against every agent listening to
 // PostgreSQL, the read path against Redis, the lock, and a fleet of 1,000 followers.
 //
 //   fanout_bench [--fleet 1,5,20] [--updates N] [--subscribers N] [--fleet-samples N]
@@ -56,9 +56,9 @@
 #include <thread>
 #include <vector>
 
+#include "agent/fleet/relay.hpp"
 #include "bench_support.hpp"
 #include "core/change_message.hpp"
-#include "relay.hpp"
 #include "yuxi/config/client.hpp"
 #include "yuxi/config/lock.hpp"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the Redis fan-out benchmarks of issue 4 (bench/fanout_bench.cpp) and prints their
+# Runs the Redis fan-out benchmarks (bench/fanout_bench.cpp) and prints their
 # tables, with how busy the machine was before, during and after.
 #
 #   bench/fanout_report.sh BUILD_DIR [OUT_FILE] [-- fanout_bench arguments...]

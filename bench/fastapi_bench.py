@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""End-to-end: the example FastAPI app (client/examples/fastapi) under wrk, reading its
+"""End-to-end: the example FastAPI app (python/examples/fastapi) under wrk, reading its
 configuration and metadata per request from the segment, from Redis, and from
 PostgreSQL, in one run. Prints a markdown table.
 
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-APP_DIR = REPO / "client/examples/fastapi"
+APP_DIR = REPO / "python/examples/fastapi"
 ENDPOINTS = ["/api/system/config", "/api/knowledge/databases"]
 
 

@@ -7,7 +7,7 @@
 #include <chrono>
 #include <random>
 
-#include "metrics.hpp"
+#include "agent/ops/metrics.hpp"
 
 namespace {
 

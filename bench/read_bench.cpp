@@ -59,7 +59,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "segment_writer.hpp"
+#include "agent/segment/segment_writer.hpp"
 #include "yuxi/config/client.hpp"
 
 namespace {

@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "segment_writer.hpp"
+#include "agent/segment/segment_writer.hpp"
 #include "yuxi/config/detail/hash.hpp"
 #include "yuxi/config/detail/mapping.hpp"
 

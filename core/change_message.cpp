@@ -9,6 +9,7 @@
 
 #include "core/json_document.hpp"
 #include "core/redis_keys.hpp"
+#include "core/redis_reply.hpp"
 #include "yuxi/config/detail/hash.hpp"
 
 namespace yuxi::config {
@@ -93,13 +94,6 @@ Decoded<std::vector<Change>> entries_from(const json& list, bool with_op) {
     return out;
 }
 
-std::string_view text_of(const redisReply* r) {
-    return r != nullptr && r->str != nullptr &&
-                   (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
-               ? std::string_view(r->str, r->len)
-               : std::string_view();
-}
-
 // One [id, [field, value, ...]] element of an XRANGE reply.
 StreamEntry stream_entry(const redisReply* e) {
     StreamEntry out;
@@ -108,7 +102,7 @@ StreamEntry stream_entry(const redisReply* e) {
         out.batch = Decoded<Batch>::refused("a stream entry is not [id, fields]");
         return out;
     }
-    auto id = decode_stream_id(text_of(e->element[0]));
+    auto id = decode_stream_id(reply_text(e->element[0]));
     if (!id) {
         out.batch = Decoded<Batch>::refused(id.reason());
         return out;
@@ -123,7 +117,7 @@ StreamEntry stream_entry(const redisReply* e) {
     for (std::size_t i = 0; i < fields->elements; i += 2) {
         const redisReply* name = fields->element[i];
         if (name == nullptr || name->type != REDIS_REPLY_STRING ||
-            text_of(name) != kLogStreamField || doc != nullptr) {
+            reply_text(name) != kLogStreamField || doc != nullptr) {
             out.batch = Decoded<Batch>::refused("the entry has fields other than one \"d\"");
             return out;
         }
@@ -133,7 +127,7 @@ StreamEntry stream_entry(const redisReply* e) {
         out.batch = Decoded<Batch>::refused("the entry has no \"d\" text");
         return out;
     }
-    out.batch = decode_batch(text_of(doc), kMaxStreamEntryBytes);
+    out.batch = decode_batch(reply_text(doc), kMaxStreamEntryBytes);
     if (out.batch && out.batch->revision != out.id_revision) {
         out.batch = Decoded<Batch>::refused("the entry's ID says revision " +
                                             std::to_string(out.id_revision) + ", its document " +

@@ -4,25 +4,10 @@
 # PostgreSQL (a private server; skipped without PostgreSQL's programs), slow and hostile
 # clients, SIGTERM during updates, and the log's redaction in both formats.
 if(TARGET yuxi-config-agent)
-  find_package(PkgConfig REQUIRED)
-  pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
-
-  add_executable(metrics_test unit/metrics_test.cpp)
-  target_link_libraries(metrics_test PRIVATE yuxi_agent GTest::gtest_main)
-  yuxi_config_warnings(metrics_test)
-  gtest_discover_tests(metrics_test PROPERTIES LABELS http DISCOVERY_TIMEOUT 60)
-
+  yuxi_config_add_gtest(metrics_test SOURCE unit/metrics_test.cpp LABEL http LIBS yuxi_agent)
   foreach(name http_test logging_test)
-    add_executable(${name} integration/${name}.cpp)
-    target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/integration)
-    target_link_libraries(${name} PRIVATE yuxi::config PkgConfig::LIBPQ nlohmann_json::nlohmann_json
-      GTest::gtest_main)
-    target_compile_definitions(${name} PRIVATE
-      YUXI_AGENT_BIN="$<TARGET_FILE:yuxi-config-agent>"
-      YUXI_SQL_DIR="${PROJECT_SOURCE_DIR}/deploy/sql")
-    add_dependencies(${name} yuxi-config-agent)
-    yuxi_config_warnings(${name})
-    gtest_discover_tests(${name} PROPERTIES LABELS http TIMEOUT 120 DISCOVERY_TIMEOUT 60)
+    yuxi_config_add_gtest(${name} SOURCE integration/${name}.cpp LABEL http TIMEOUT 120
+      LIBS yuxi::config PkgConfig::LIBPQ nlohmann_json::nlohmann_json)
   endforeach()
   # The formatter's unit tests link the agent's library.
   target_link_libraries(logging_test PRIVATE yuxi_agent)

@@ -36,9 +36,9 @@ BINARIES = ("yuxi-config-agent", "yuxi-configctl")
 # Packages the runtime stage may install although no binary of this build loads a library
 # from them. Each needs a reason; anything else extra is an error.
 JUSTIFIED_EXTRAS = {
-    "libpq5": "database mode (DESIGN.md §1: libpq, non-blocking LISTEN/NOTIFY); "
+    "libpq5": "database mode (docs/design.md, 'Parts': libpq, non-blocking LISTEN/NOTIFY); "
               "yuxi-configctl schema/migrate/set.",
-    "libhiredis0.14": "Redis fan-out, L2 snapshot and DistributedLock (DESIGN.md §4); "
+    "libhiredis0.14": "Redis fan-out, L2 snapshot and DistributedLock (docs/design.md, 'Redis'); "
                       "loaded once the Redis source is built.",
     "ca-certificates": "CA bundle for libpq sslmode=verify-full against a managed "
                        "PostgreSQL (sslrootcert=/etc/ssl/certs/ca-certificates.crt). "

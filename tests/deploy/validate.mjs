@@ -536,7 +536,7 @@ function checkObjects(objs, profile) {
     }
   }
 
-  // The pre-deploy Job: schema apply, then migrate (DESIGN.md §7).
+  // The pre-deploy Job: schema apply, then migrate (docs/design.md, "Command line").
   const jobs = byKind("Job").filter((j) => j.metadata.name === "yuxi-config-migrate");
   if (profile.job) {
     if (jobs.length !== 1) errs.push("the migration Job yuxi-config-migrate is not rendered");

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "segment_writer.hpp"
+#include "agent/segment/segment_writer.hpp"
 #include "yuxi/config/detail/mapping.hpp"
 
 namespace yuxi::config {

@@ -3,7 +3,7 @@
 #include <iostream>
 #include <vector>
 
-#include "segment_writer.hpp"
+#include "agent/segment/segment_writer.hpp"
 
 int main(int argc, char** argv) {
     if (argc != 4) {

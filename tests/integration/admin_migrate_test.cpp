@@ -2,8 +2,8 @@
 // the database ends up with exactly the entries file mode publishes, and exported files
 // publish exactly the database's entries.
 #include "admin_test_support.hpp"
+#include "agent/file/file_source.hpp"
 #include "core/toml_json.hpp"
-#include "file_source.hpp"
 
 namespace yuxi::config::test {
 namespace {

@@ -1,6 +1,7 @@
 // yuxi-configctl's Redis commands against a real Redis: lock NAME -- CMD, agents, and
 // set --wait-all with simulated agents written straight into the hash yuxi:config:agents.
 #include "admin_test_support.hpp"
+#include "lock/redis_connection.hpp"
 #include "yuxi/config/lock.hpp"
 
 namespace yuxi::config::test {

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "segment_writer.hpp"
+#include "agent/segment/segment_writer.hpp"
 #include "yuxi/config/client.hpp"
 
 extern char** environ;

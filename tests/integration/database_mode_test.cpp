@@ -525,6 +525,9 @@ TEST_F(DatabaseModeTest, SmallPagesKeepTransactionsWhole) {
     pg_->exec("INSERT INTO global_metadata (key, content) VALUES ('m', '{}')");
     agent_.signal(SIGCONT);
     expect_converged(c, *pg_);
+    // Readers are woken before the line is logged: wait for the last one.
+    const std::string last = "(log revisions " + std::to_string(start + 11) + "..";
+    EXPECT_TRUE(eventually([&] { return agent_.log_contains(last); }));
     const std::string log = agent_.log();
     const std::regex applied(R"(\(log revisions (\d+)\.\.(\d+)\))");
     std::vector<std::pair<std::uint64_t, std::uint64_t>> groups;

@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include "lock/lock_scripts.hpp"
+#include "lock/redis_connection.hpp"
 #include "redis_test_support.hpp"
 #include "support/process.hpp"
 #include "yuxi/config/lock.hpp"

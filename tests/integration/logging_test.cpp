@@ -7,8 +7,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "agent/ops/logging.hpp"
 #include "database_test_support.hpp"
-#include "logging.hpp"
 
 namespace yuxi::config::test {
 namespace {

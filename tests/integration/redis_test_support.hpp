@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "lock/redis_connection.hpp"
 #include "support/hermetic.hpp"
 #include "support/process.hpp"
 #include "yuxi/config/lock.hpp"

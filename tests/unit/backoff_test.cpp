@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <set>
 
-#include "backoff.hpp"
+#include "core/backoff.hpp"
 
 namespace yuxi::config::agent {
 namespace {

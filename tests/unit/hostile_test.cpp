@@ -22,7 +22,7 @@
 #include <utility>
 #include <vector>
 
-#include "segment_writer.hpp"
+#include "agent/segment/segment_writer.hpp"
 #include "support/sanitized.hpp"
 #include "yuxi/config/client.hpp"
 #include "yuxi/config/detail/hash.hpp"

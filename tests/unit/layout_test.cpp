@@ -15,7 +15,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "segment_writer.hpp"
+#include "agent/segment/segment_writer.hpp"
 #include "yuxi/config/client.hpp"
 #include "yuxi/config/layout.hpp"
 

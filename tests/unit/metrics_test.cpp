@@ -1,7 +1,7 @@
 // The metrics registry and its exposition (agent/metrics.hpp), checked by the strict
 // parser of tests/support/exposition_parser.hpp, and the parser's own strictness.
-#include "metrics.hpp"
-#include "rejections.hpp"
+#include "agent/ops/metrics.hpp"
+#include "agent/ops/rejections.hpp"
 
 #include <gtest/gtest.h>
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "options.hpp"
+#include "agent/ops/options.hpp"
 
 namespace yuxi::config::agent {
 namespace {

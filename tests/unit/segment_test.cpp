@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "segment_writer.hpp"
+#include "agent/segment/segment_writer.hpp"
 #include "yuxi/config/client.hpp"
 
 namespace yuxi::config {

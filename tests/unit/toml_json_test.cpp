@@ -7,8 +7,8 @@
 #include <sstream>
 #include <string>
 
+#include "agent/file/file_source.hpp"
 #include "core/toml_json.hpp"
-#include "file_source.hpp"
 
 namespace yuxi::config::agent {
 namespace {

@@ -44,6 +44,7 @@
 
 #include "yuxi/config/detail/json_text.hpp"
 #include "yuxi/config/detail/mapping.hpp"
+#include "yuxi/config/errors.hpp"
 #include "yuxi/config/layout.hpp"
 
 namespace yuxi::config {

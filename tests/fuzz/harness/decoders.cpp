@@ -16,10 +16,10 @@
 #include <optional>
 #include <string>
 
-#include "agent/catchup_page.hpp"
-#include "agent/http_server.hpp"
-#include "agent/metrics.hpp"
-#include "agent/options.hpp"
+#include "agent/ops/http_server.hpp"
+#include "agent/ops/metrics.hpp"
+#include "agent/ops/options.hpp"
+#include "agent/postgres/catchup_page.hpp"
 #include "core/agent_report.hpp"
 #include "core/change_message.hpp"
 #include "core/database_url.hpp"

@@ -20,29 +20,9 @@
 #include <string_view>
 
 #include "yuxi/config/detail/segment_view.hpp"
+#include "yuxi/config/errors.hpp"
 
 namespace yuxi::config {
-
-// Why a segment could not be opened. Lookups never throw; opening does.
-class SegmentError : public std::runtime_error {
-  public:
-    enum class Kind {
-        absent,        // no segment of that name: is the agent running?
-        permission,    // the segment exists but this user may not read it
-        incompatible,  // another layout version or build
-        corrupt,       // the bytes do not describe a valid segment
-        invalid_name,  // the name cannot be a shared-memory name
-        system,        // another operating-system error
-    };
-
-    SegmentError(Kind kind, const std::string& message)
-        : std::runtime_error(message), kind_(kind) {}
-
-    Kind kind() const noexcept { return kind_; }
-
-  private:
-    Kind kind_;
-};
 
 namespace detail {
 

@@ -1,0 +1,14 @@
+// `schema apply` and `schema status`: the SQL migrations of deploy/sql, versioned in the
+// table yuxi_config_schema, applied in order, each in one transaction, under a session
+// advisory lock so that concurrent runs (two pods starting) apply each migration once.
+#pragma once
+
+#include <iosfwd>
+
+#include "cli/command_line.hpp"
+
+namespace yuxi::config::cli {
+
+Exit run_schema(const CommandLine& cl, std::ostream& out, std::ostream& err);
+
+}  // namespace yuxi::config::cli

@@ -1,0 +1,202 @@
+// The synchronous Redis connection of the lock library (redis_connection.hpp).
+#include "lock/redis_connection.hpp"
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/time.h>
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "core/timeval.hpp"
+
+namespace yuxi::config::detail {
+namespace {
+
+// hiredis writes with write(2); a peer that has gone raises SIGPIPE, whose default action
+// kills the process, and a library must not. Like libpq: block SIGPIPE in this thread for
+// the call and discard one that we raised.
+class SigpipeGuard {
+  public:
+    SigpipeGuard() noexcept {
+        sigset_t pipe_set;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask_);
+        sigset_t pending;
+        sigpending(&pending);
+        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    }
+    ~SigpipeGuard() {
+        if (!was_pending_) {
+            sigset_t pending;
+            sigpending(&pending);
+            if (sigismember(&pending, SIGPIPE) == 1) {
+                sigset_t pipe_set;
+                sigemptyset(&pipe_set);
+                sigaddset(&pipe_set, SIGPIPE);
+                const timespec zero{};
+                sigtimedwait(&pipe_set, nullptr, &zero);
+            }
+        }
+        pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+    }
+    SigpipeGuard(const SigpipeGuard&) = delete;
+    SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+  private:
+    sigset_t old_mask_{};
+    bool was_pending_ = false;
+};
+
+std::string reply_text(const redisReply& reply) {
+    return reply.str != nullptr ? std::string(reply.str, reply.len) : std::string();
+}
+
+}  // namespace
+
+// Belt and braces: our messages never include the password, but a server's error text
+// is not ours to vouch for.
+std::string redact(std::string message, const std::string& password) {
+    if (password.empty()) {
+        return message;
+    }
+    constexpr std::string_view kMask = "<redacted>";
+    for (std::size_t at = message.find(password); at != std::string::npos;
+         at = message.find(password, at + kMask.size())) {
+        message.replace(at, password.size(), kMask);
+    }
+    return message;
+}
+
+// 128 random bits as 32 hex digits: tokens of different acquisitions never collide, so a
+// stale holder's release or renewal can never match a newer holder's token.
+std::string random_token() {
+    std::random_device device;
+    constexpr std::string_view kHex = "0123456789abcdef";
+    std::string token;
+    token.reserve(32);
+    for (int word = 0; word < 4; ++word) {
+        std::uint32_t bits = device();
+        for (int nibble = 0; nibble < 8; ++nibble) {
+            token.push_back(kHex[bits & 0xFU]);
+            bits >>= 4;
+        }
+    }
+    return token;
+}
+
+RedisConnection::RedisConnection(RedisEndpoint endpoint) : endpoint_(std::move(endpoint)) {}
+RedisConnection::RedisConnection(RedisConnection&&) noexcept = default;
+RedisConnection& RedisConnection::operator=(RedisConnection&&) noexcept = default;
+RedisConnection::~RedisConnection() = default;
+
+void RedisConnection::close() noexcept {
+    context_.reset();
+}
+
+void RedisConnection::connect() {
+    close();
+    const SigpipeGuard guard;
+    const timeval connect_tv = to_timeval(endpoint_.connect_timeout);
+    ContextPtr context(
+        endpoint_.connect_timeout.count() > 0
+            ? redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port, connect_tv)
+            : redisConnect(endpoint_.host.c_str(), endpoint_.port));
+    if (context == nullptr) {
+        throw std::bad_alloc();
+    }
+    if (context->err != 0) {
+        fail(LockError::Kind::connect, "cannot connect: " + std::string(context->errstr));
+    }
+    if (endpoint_.command_timeout.count() > 0 &&
+        redisSetTimeout(context.get(), to_timeval(endpoint_.command_timeout)) != REDIS_OK) {
+        fail(LockError::Kind::connect, "cannot set the command timeout");
+    }
+    context_ = std::move(context);
+    try {
+        if (!endpoint_.password.empty()) {
+            const ReplyPtr reply = send({"AUTH", endpoint_.password}, LockError::Kind::connect);
+            if (reply->type == REDIS_REPLY_ERROR) {
+                fail(LockError::Kind::auth, "AUTH refused: " + reply_text(*reply));
+            }
+        }
+        if (endpoint_.db != 0) {
+            const std::string db = std::to_string(endpoint_.db);
+            const ReplyPtr reply = send({"SELECT", db}, LockError::Kind::connect);
+            if (reply->type == REDIS_REPLY_ERROR) {
+                fail(LockError::Kind::protocol, "SELECT " + db + " refused: " + reply_text(*reply));
+            }
+        }
+    } catch (...) {
+        close();
+        throw;
+    }
+}
+
+ReplyPtr RedisConnection::command(std::initializer_list<std::string_view> args) {
+    // A connection that is readable before we send has been closed by the server
+    // (restart, idle timeout, proxy) or holds junk: reconnect now, while we still know
+    // that the command did not run, rather than fail it with io.
+    if (connected() && readable_now()) {
+        close();
+    }
+    if (!connected()) {
+        connect();
+    }
+    ReplyPtr reply = send(args, LockError::Kind::io);
+    if (reply->type == REDIS_REPLY_ERROR) {
+        const std::string text = reply_text(*reply);
+        const bool auth = text.starts_with("NOAUTH") || text.starts_with("WRONGPASS");
+        fail(auth ? LockError::Kind::auth : LockError::Kind::protocol,
+             std::string(args.begin()->substr(0, 16)) + " refused: " + text);
+    }
+    return reply;
+}
+
+long long RedisConnection::command_integer(std::initializer_list<std::string_view> args) {
+    const ReplyPtr reply = command(args);
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        fail(LockError::Kind::protocol,
+             "expected an integer reply, got type " + std::to_string(reply->type));
+    }
+    return reply->integer;
+}
+
+void RedisConnection::fail(LockError::Kind kind, const std::string& what) const {
+    throw LockError(
+        kind, redact("redis " + endpoint_.host + ":" + std::to_string(endpoint_.port) + ": " + what,
+                     endpoint_.password));
+}
+
+bool RedisConnection::readable_now() const noexcept {
+    pollfd pfd{};
+    pfd.fd = context_->fd;
+    pfd.events = POLLIN;
+    return poll(&pfd, 1, 0) != 0;  // readable, hung up, or poll itself failed
+}
+
+ReplyPtr RedisConnection::send(std::initializer_list<std::string_view> args,
+                               LockError::Kind transport_kind) {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> argv_len;
+    argv.reserve(args.size());
+    argv_len.reserve(args.size());
+    for (const std::string_view arg : args) {
+        argv.push_back(arg.data());
+        argv_len.push_back(arg.size());
+    }
+    const SigpipeGuard guard;
+    ReplyPtr reply(static_cast<redisReply*>(redisCommandArgv(
+        context_.get(), static_cast<int>(argv.size()), argv.data(), argv_len.data())));
+    if (reply == nullptr) {
+        const std::string why = context_->err != 0 ? context_->errstr : "no reply";
+        close();
+        fail(transport_kind, why);
+    }
+    return reply;
+}
+
+}  // namespace yuxi::config::detail
