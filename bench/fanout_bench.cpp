@@ -1,5 +1,7 @@
 // The Redis fan-out, measured: the relay against every agent listening to
 // PostgreSQL, the read path against Redis, the lock, and a fleet of 1,000 followers.
+// (One file over 600 lines: its five sections share one harness and must run in one
+// process, so that their ratios come from one run on a noisy machine.)
 //
 //   fanout_bench [--fleet 1,5,20] [--updates N] [--subscribers N] [--fleet-samples N]
 //                [--bare-subscribers N] [--sections fanout,read,lock,fleet,bare]

@@ -20,7 +20,6 @@
 namespace yuxi::config::agent {
 namespace {
 
-constexpr std::chrono::seconds kHeartbeat{1};
 // How long PostgreSQL may stay silent at start before the L2 snapshot is tried.
 constexpr std::chrono::seconds kBootWait{2};
 

@@ -349,7 +349,9 @@ TEST_F(WriteTest, RollbackRestoresDeletesAndRefusesWhatWasTrimmed) {
 
 TEST_F(WriteTest, LogTrimAndStatus) {
     for (int i = 0; i < 5; ++i) {
-        ASSERT_EQ(db_ctl({"set", "k" + std::to_string(i), std::to_string(i)}).status, 0);
+        ASSERT_EQ(
+            db_ctl({"set", std::string("k").append(std::to_string(i)), std::to_string(i)}).status,
+            0);
     }
     CtlResult r = db_ctl({"log", "trim", "--keep", "2"});
     ASSERT_EQ(r.status, 0) << describe(r);
@@ -442,7 +444,9 @@ TEST_F(AgentWriteTest, AnAgentBehindATrimResyncs) {
     ASSERT_EQ(db_ctl({"set", "a", "1", "--wait", "--segment", segment_}).status, 0);
     agent_.signal(SIGSTOP);
     for (int i = 0; i < 5; ++i) {
-        ASSERT_EQ(db_ctl({"set", "b" + std::to_string(i), std::to_string(i)}).status, 0);
+        ASSERT_EQ(
+            db_ctl({"set", std::string("b").append(std::to_string(i)), std::to_string(i)}).status,
+            0);
     }
     ASSERT_EQ(db_ctl({"delete", "a"}).status, 0);
     ASSERT_EQ(db_ctl({"log", "trim", "--keep", "1"}).status, 0);

@@ -2,7 +2,8 @@
 // PostgreSQL (a fresh database per test on the server of YUXI_TEST_DATABASE_URL, with the
 // schema of deploy/sql applied), written with raw SQL, read through yuxi::config::Client.
 // Propagation of every kind of write, 8 concurrent writers, large values, a 100,000-row
-// start-up, bad input of every kind, and a trimmed change log.
+// start-up, bad input of every kind, and a trimmed change log. (Over 600 lines: one
+// fixture, one scenario per test.)
 #include <gtest/gtest.h>
 
 #include <iostream>

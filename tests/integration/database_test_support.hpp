@@ -1,7 +1,8 @@
 // What the database-mode tests share: blocking libpq helpers, a fresh database per test
 // with the schema of deploy/sql applied, the real agent binary as a child process, a
 // private PostgreSQL server for the fault tests, and the check that a segment equals the
-// database.
+// database. (Over 600 lines: the harness of four test programs and the benches, kept in
+// one header so that they all drive servers and agents the same way.)
 //
 // Needs YUXI_AGENT_BIN and YUXI_SQL_DIR (compile definitions). The shared server comes
 // from YUXI_TEST_DATABASE_URL (scripts/test-servers); tests skip without it.

@@ -1,7 +1,8 @@
 // The relay and its followers against a real PostgreSQL (a fresh database per test on
 // YUXI_TEST_DATABASE_URL's server, or a private server for the outage tests) and a private
 // redis-server per test: fan-out, hand-over under SIGKILL, catch-up through the stream and
-// the L2 snapshot, Redis outages, replicas, bad input.
+// the L2 snapshot, Redis outages, replicas, bad input. (Over 600 lines: the scenarios share
+// the fleet fixture below, and each reads best next to it.)
 #include <regex>
 
 #include "database_test_support.hpp"
