@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cctype>
 
 #include <algorithm>
 #include <cerrno>
@@ -220,7 +221,9 @@ inline std::string create_database(const std::string& name) {
 inline void apply_schema_with_bench_row(PGconn* c) {
     std::vector<fs::path> files;
     for (const auto& e : fs::directory_iterator(YUXI_SQL_DIR)) {
-        if (e.path().extension() == ".sql") {
+        // The numbered migrations; roles.sql is applied only on request.
+        if (e.path().extension() == ".sql" &&
+            std::isdigit(static_cast<unsigned char>(e.path().filename().string()[0])) != 0) {
             files.push_back(e.path());
         }
     }

@@ -232,9 +232,12 @@ class RedisServer {
 // ---------------------------------------------------------------------------------------
 // Agents.
 
-enum class Mode { relay, direct };
+// relay: the fleet as deployed (documents signed); unsigned: the same with
+// --insecure-redis, to price the signatures; direct: every agent listens to PostgreSQL.
+enum class Mode { relay, direct, unsigned_relay };
+constexpr int kModes = 3;
 const char* to_string(Mode m) {
-    return m == Mode::relay ? "relay" : "direct";
+    return m == Mode::relay ? "relay" : m == Mode::direct ? "direct" : "relay-unsigned";
 }
 
 class Fleet {
@@ -259,6 +262,11 @@ class Fleet {
             if (mode == Mode::direct) {
                 env.emplace_back("YUXI_CONFIG_RELAY=off");
             }
+            // The bench's key (base64 of 32 bytes); --insecure-redis for the unsigned fleet.
+            env.emplace_back(
+                mode == Mode::unsigned_relay
+                    ? "YUXI_CONFIG_INSECURE_REDIS=true"
+                    : "YUXI_CONFIG_SIGNING_KEY=eXV4aS1jb25maWctYmVuY2gtc2lnbmluZy1rZXktMDAwMDE=");
             logs_.push_back(dir_ / (std::string(to_string(mode)) + std::to_string(i) + ".log"));
             pids_.push_back(spawn({YUXI_AGENT_BIN}, env, logs_.back()));
         }
@@ -351,28 +359,34 @@ std::string machine_activity() {
 
 struct FanoutResult {
     int n = 0;
-    Stats visible[2], commit[2];
-    int connections_before[2] = {0, 0}, connections_after[2] = {0, 0};
+    Stats visible[kModes], commit[kModes];
+    int connections_before[kModes] = {}, connections_after[kModes] = {};
 };
 
 FanoutResult bench_fanout(int n, int updates, const fs::path& dir, const std::string& level) {
     FanoutResult out;
     out.n = n;
-    Database db_relay("r" + std::to_string(n)), db_direct("d" + std::to_string(n));
-    RedisServer redis_relay(dir / ("redis-r" + std::to_string(n)));
-    RedisServer redis_direct(dir / ("redis-d" + std::to_string(n)));
-    Fleet relay(Mode::relay, n, db_relay, redis_relay, dir / ("fleet-r" + std::to_string(n)),
-                level);
-    Fleet direct(Mode::direct, n, db_direct, redis_direct, dir / ("fleet-d" + std::to_string(n)),
-                 level);
+    const std::string tag = std::to_string(n);
+    Database db_relay("r" + tag), db_direct("d" + tag), db_unsigned("u" + tag);
+    RedisServer redis_relay(dir / ("redis-r" + tag));
+    RedisServer redis_direct(dir / ("redis-d" + tag));
+    RedisServer redis_unsigned(dir / ("redis-u" + tag));
+    Fleet relay(Mode::relay, n, db_relay, redis_relay, dir / ("fleet-r" + tag), level);
+    Fleet direct(Mode::direct, n, db_direct, redis_direct, dir / ("fleet-d" + tag), level);
+    Fleet unsigned_relay(Mode::unsigned_relay, n, db_unsigned, redis_unsigned,
+                         dir / ("fleet-u" + tag), level);
     relay.open_all();
     direct.open_all();
+    unsigned_relay.open_all();
 
     // The lease is held and the followers let PostgreSQL go; every direct agent listens.
     RedisPtr rc = redis_connect(redis_relay.port());
+    RedisPtr ru = redis_connect(redis_unsigned.port());
     const auto deadline = Clock::now() + 30s;
     while (redis_text(rc.get(), "EXISTS yuxi:config:relay") != "1" ||
-           db_relay.agent_connections() > 2 || db_direct.agent_connections() < n) {
+           redis_text(ru.get(), "EXISTS yuxi:config:relay") != "1" ||
+           db_relay.agent_connections() > 2 || db_unsigned.agent_connections() > 2 ||
+           db_direct.agent_connections() < n) {
         if (Clock::now() > deadline) {
             die("fleets did not settle: relay " + std::to_string(db_relay.agent_connections()) +
                 " connections, direct " + std::to_string(db_direct.agent_connections()));
@@ -380,19 +394,19 @@ FanoutResult bench_fanout(int n, int updates, const fs::path& dir, const std::st
         std::this_thread::sleep_for(50ms);
     }
     std::this_thread::sleep_for(1500ms);  // followers release theirs within ~1 s
-    Database* dbs[2] = {&db_relay, &db_direct};
-    Fleet* fleets[2] = {&relay, &direct};
-    for (int m = 0; m < 2; ++m) {
+    Database* dbs[kModes] = {&db_relay, &db_direct, &db_unsigned};
+    Fleet* fleets[kModes] = {&relay, &direct, &unsigned_relay};
+    for (int m = 0; m < kModes; ++m) {
         out.connections_before[m] = dbs[m]->agent_connections();
     }
 
-    std::vector<double> visible[2], commit[2];
+    std::vector<double> visible[kModes], commit[kModes];
     long value = 0;
     const int warmup = 20;
     for (int i = 0; i < warmup + updates; ++i) {
-        // Alternate which fleet goes first, so that neither always follows the other.
-        for (int k = 0; k < 2; ++k) {
-            const int m = (i + k) % 2;
+        // Rotate which fleet goes first, so that none always follows another.
+        for (int k = 0; k < kModes; ++k) {
+            const int m = (i + k) % kModes;
             double commit_us = 0;
             const auto t0 = Clock::now();
             const std::uint64_t rev = dbs[m]->update(++value, commit_us);
@@ -405,7 +419,7 @@ FanoutResult bench_fanout(int n, int updates, const fs::path& dir, const std::st
         }
     }
     // Every segment holds the last value its fleet was sent.
-    for (int m = 0; m < 2; ++m) {
+    for (int m = 0; m < kModes; ++m) {
         for (Client& c : fleets[m]->clients()) {
             if (!c.get("bench")) {
                 die("a segment lost the key");
@@ -415,11 +429,11 @@ FanoutResult bench_fanout(int n, int updates, const fs::path& dir, const std::st
         out.visible[m] = stats_of(visible[m]);
         out.commit[m] = stats_of(commit[m]);
     }
-    for (int m = 0; m < 2; ++m) {
+    for (int m = 0; m < kModes; ++m) {
         const auto lines = fleets[m]->log_lines();
         if (!lines.empty()) {
             std::fprintf(stderr, "-- N=%d %s fleet: agent log lines (level %s):\n", n,
-                         to_string(m == 0 ? Mode::relay : Mode::direct), level.c_str());
+                         to_string(static_cast<Mode>(m)), level.c_str());
             for (const auto& [msg, count] : lines) {
                 std::fprintf(stderr, "   %4d × %s\n", count, msg.c_str());
             }
@@ -955,14 +969,14 @@ int main(int argc, char** argv) {
             "| PostgreSQL connections (settled / after the run) |\n");
         std::printf("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (const FanoutResult& r : results) {
-            for (int m = 0; m < 2; ++m) {
+            for (int m = 0; m < kModes; ++m) {
                 const Stats& v = r.visible[m];
                 std::printf(
                     "| %d | %s | %zu | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f | %d / %d "
                     "|\n",
-                    r.n, m == 0 ? "relay" : "direct", v.n, v.p50 / 1e3, v.p90 / 1e3, v.p99 / 1e3,
-                    v.max / 1e3, r.commit[m].p50, r.commit[m].p99, r.connections_before[m],
-                    r.connections_after[m]);
+                    r.n, to_string(static_cast<Mode>(m)), v.n, v.p50 / 1e3, v.p90 / 1e3,
+                    v.p99 / 1e3, v.max / 1e3, r.commit[m].p50, r.commit[m].p99,
+                    r.connections_before[m], r.connections_after[m]);
             }
         }
         std::printf(
@@ -972,6 +986,11 @@ int main(int argc, char** argv) {
             std::printf("| %d | %.2f× | %.2f× | %.2f× |\n", r.n,
                         r.visible[0].p50 / r.visible[1].p50, r.visible[0].p99 / r.visible[1].p99,
                         r.commit[0].p50 / r.commit[1].p50);
+        }
+        std::printf("\n| N | signed / unsigned p50 | signed / unsigned p99 |\n|---:|---:|---:|\n");
+        for (const FanoutResult& r : results) {
+            std::printf("| %d | %.2f× | %.2f× |\n", r.n, r.visible[0].p50 / r.visible[2].p50,
+                        r.visible[0].p99 / r.visible[2].p99);
         }
         std::printf("\nAfter fan-out: %s\n\n", machine_activity().c_str());
         std::fflush(stdout);

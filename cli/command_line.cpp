@@ -169,7 +169,8 @@ std::vector<OptionSpec> write_options(std::vector<OptionSpec> own) {
          {kDatabaseUrl, OptionSpec{"--metadata", false}, OptionSpec{"--wait", false},
           OptionSpec{"--wait-all", false}, OptionSpec{"--timeout", true},
           OptionSpec{"--stale-after", true}, OptionSpec{"--redis-host", true},
-          OptionSpec{"--redis-port", true}, OptionSpec{"--json", false}}) {
+          OptionSpec{"--redis-port", true}, OptionSpec{"--json", false},
+          OptionSpec{"--signing-key-file", true}, OptionSpec{"--insecure-redis", false}}) {
         own.push_back(o);
     }
     return own;
@@ -186,6 +187,9 @@ std::vector<OptionSpec> write_options(std::vector<OptionSpec> own) {
     "  --stale-after S an agent whose heartbeat is older is not live (default 10)\n"     \
     "  --redis-host H, --redis-port P  Redis for --wait-all (default $REDIS_HOST,\n"     \
     "                  $REDIS_PORT)\n"                                                   \
+    "  --signing-key-file F  the fleet's key, to verify the agents' reports (default\n"  \
+    "                  $YUXI_CONFIG_SIGNING_KEY_FILE, else $YUXI_CONFIG_SIGNING_KEY)\n"  \
+    "  --insecure-redis  the fleet runs unsigned: take the reports unverified\n"         \
     "  --json          print one JSON object\n"                                          \
     "  --database-url URL  default $DATABASE_URL, else $DATABASE_URL_SYNC\n"
 
@@ -240,8 +244,8 @@ std::vector<CommandSpec> admin_commands() {
         {"schema",
          1,
          1,
-         {kDatabaseUrl, {"--dry-run", false}, {"--sql-dir", true}},
-         "schema apply|status [--dry-run] [--sql-dir DIR]",
+         {kDatabaseUrl, {"--dry-run", false}, {"--sql-dir", true}, {"--roles", false}},
+         "schema apply|status [--dry-run] [--sql-dir DIR] [--roles]",
          "apply: applies the SQL migrations (deploy/sql) not yet recorded in the table\n"
          "yuxi_config_schema, in order, each in one transaction, under a lock so that two\n"
          "runs never race. Safe on a database where Yuxi-Know's tables hold data.\n"
@@ -249,6 +253,8 @@ std::vector<CommandSpec> admin_commands() {
          "  --dry-run       print what apply would do, change nothing\n"
          "  --sql-dir DIR   the migrations (default $YUXI_CONFIG_SQL_DIR, else\n"
          "                  <prefix>/share/yuxi-config/sql beside the program)\n"
+         "  --roles         then create the least-privilege roles yuxi_config_agent and\n"
+         "                  yuxi_config_admin and their grants (roles.sql; docs/security.md)\n"
          "Exit status: 0 done, 2 usage or no migrations found, 4 database (the failing\n"
          "migration is rolled back; those before it stay applied).\n",
          Target::database},
@@ -319,15 +325,31 @@ std::vector<CommandSpec> admin_commands() {
           {"--json", false},
           {"--stale-after", true},
           {"--redis-host", true},
-          {"--redis-port", true}},
+          {"--redis-port", true},
+          {"--signing-key-file", true},
+          {"--insecure-redis", false}},
          "agents [--json] [--stale-after S]",
          "Lists the agents that report to Redis (hash yuxi:config:agents): pod, role,\n"
          "applied revision, lag behind the database's revision (behind the highest\n"
          "revision reported when the database is not reachable), heartbeat age, state.\n"
          "  --stale-after S an agent whose heartbeat is older is not live (default 10)\n"
          "  --json          one JSON object\n"
+         "  --signing-key-file F  the fleet's key: only reports it signed are listed\n"
+         "                  (default $YUXI_CONFIG_SIGNING_KEY_FILE, else\n"
+         "                  $YUXI_CONFIG_SIGNING_KEY)\n"
+         "  --insecure-redis  the fleet runs unsigned: list the reports unverified\n"
          "Exit status: 0 listed (even none), 2 usage, 4 Redis unreachable.\n",
          Target::redis},
+        {"keygen",
+         0,
+         0,
+         {},
+         "keygen",
+         "Prints a new signing key for the fleet: 32 random bytes (OpenSSL), base64. Put\n"
+         "it in a Secret (the agents' --signing-key-file) or YUXI_CONFIG_SIGNING_KEY; see\n"
+         "docs/security.md for rotating it.\n"
+         "Exit status: 0.\n",
+         Target::none},
     };
 }
 
@@ -581,6 +603,14 @@ std::string general_help() {
 std::string command_help(const CommandSpec& spec) {
     return "Usage: yuxi-configctl [--segment NAME] " + std::string(spec.synopsis) + "\n\n" +
            std::string(spec.help);
+}
+
+std::optional<std::string> env(const char* name) {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') {
+        return std::nullopt;
+    }
+    return std::string(v);
 }
 
 }  // namespace yuxi::config::cli

@@ -100,4 +100,7 @@ std::uint64_t parse_revision(std::string_view option, std::string_view text);
 std::string general_help();
 std::string command_help(const CommandSpec& spec);
 
+// An environment variable; nothing if unset or empty.
+std::optional<std::string> env(const char* name);
+
 }  // namespace yuxi::config::cli

@@ -13,14 +13,6 @@ namespace {
 
 constexpr const char* kApplicationName = "yuxi-configctl";
 
-std::optional<std::string> env(const char* name) {
-    const char* v = std::getenv(name);
-    if (v == nullptr || *v == '\0') {
-        return std::nullopt;
-    }
-    return std::string(v);
-}
-
 // The password libpq would send, so that it can be scrubbed from server messages.
 std::string password_of(const std::string& conninfo) {
     char* error = nullptr;

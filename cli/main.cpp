@@ -44,6 +44,9 @@ Exit dispatch(const yuxi::config::cli::CommandLine& cl) {
     if (c == "agents") {
         return cli::run_agents(cl, std::cout, std::cerr);
     }
+    if (c == "keygen") {
+        return cli::run_keygen(std::cout);
+    }
     if (cli::find_command(c)->target == cli::Target::database) {
         return cli::run_write_command(cl, std::cout, std::cerr);
     }

@@ -10,8 +10,11 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <iomanip>
+#include <iterator>
 #include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
@@ -23,7 +26,9 @@
 
 #include "cli/database.hpp"
 #include "core/agent_report.hpp"
+#include "core/change_message.hpp"
 #include "core/redis_keys.hpp"
+#include "core/signing.hpp"
 #include "core/text.hpp"
 #include "lock/redis_connection.hpp"
 #include "yuxi/config/lock.hpp"
@@ -93,14 +98,63 @@ std::int64_t now_epoch_ms() {
         .count();
 }
 
+// The keys that verify the agents' reports, or null for a fleet that runs unsigned
+// (--insecure-redis). The agents sign every report; without a key none can be trusted.
+std::unique_ptr<KeyRing> fleet_keys(const CommandLine& cl) {
+    if (cl.has("--insecure-redis") || env("YUXI_CONFIG_INSECURE_REDIS").has_value()) {
+        return nullptr;
+    }
+    const auto key_of = [](std::optional<std::string> file, const char* file_var,
+                           const char* text_var) -> std::optional<SigningKey> {
+        std::string origin = file ? "--signing-key-file" : file_var;
+        if (!file) {
+            file = env(file_var);
+        }
+        std::optional<std::string> text;
+        if (file) {
+            std::ifstream in(*file, std::ios::binary);
+            if (!in) {
+                throw UsageError(origin + ": cannot read " + *file);
+            }
+            text.emplace(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+            origin = *file;
+        } else if (auto v = env(text_var)) {
+            text = std::move(v);
+            origin = text_var;
+        }
+        if (!text) {
+            return std::nullopt;
+        }
+        auto key = SigningKey::from_base64(*text, origin);
+        if (!key) {
+            throw UsageError(key.reason());
+        }
+        return std::move(*key);
+    };
+    auto current = key_of(cl.value("--signing-key-file"), "YUXI_CONFIG_SIGNING_KEY_FILE",
+                          "YUXI_CONFIG_SIGNING_KEY");
+    if (!current) {
+        throw UsageError(
+            "the agents sign their reports: give the fleet's key with --signing-key-file or "
+            "YUXI_CONFIG_SIGNING_KEY (or --insecure-redis for a fleet that runs unsigned)");
+    }
+    auto previous = key_of(std::nullopt, "YUXI_CONFIG_SIGNING_KEY_PREVIOUS_FILE",
+                           "YUXI_CONFIG_SIGNING_KEY_PREVIOUS");
+    return std::make_unique<KeyRing>(std::move(*current), std::move(previous));
+}
+
 // The field and value of one hash entry, or why they are not an agent's.
 Decoded<AgentView> parse_report(std::string_view field, std::string_view text,
-                                std::chrono::milliseconds stale_after) {
+                                std::chrono::milliseconds stale_after, const KeyRing* keys) {
     auto pod = decode_pod_name(field);
     if (!pod) {
         return refuse(pod.reason());
     }
-    auto report = decode_agent_report(text);
+    const auto document = open_document(text, keys);
+    if (!document) {
+        return refuse(document.reason());
+    }
+    auto report = decode_agent_report(*document);
     if (!report) {
         return refuse(report.reason());
     }
@@ -120,8 +174,8 @@ Decoded<AgentView> parse_report(std::string_view field, std::string_view text,
 // HGETALL of the hash, sorted by pod. A value that is not a report is left out with a
 // warning (once per field per run).
 std::vector<AgentView> read_agents(detail::RedisConnection& redis,
-                                   std::chrono::milliseconds stale_after, std::ostream& err,
-                                   std::set<std::string>& warned) {
+                                   std::chrono::milliseconds stale_after, const KeyRing* keys,
+                                   std::ostream& err, std::set<std::string>& warned) {
     const auto reply = redis.command({"HGETALL", kAgentsHash});
     std::vector<AgentView> out;
     if (reply->type != REDIS_REPLY_ARRAY) {
@@ -134,7 +188,7 @@ std::vector<AgentView> read_agents(detail::RedisConnection& redis,
             f != nullptr && f->str != nullptr ? std::string_view(f->str, f->len) : "";
         const std::string_view value =
             v != nullptr && v->str != nullptr ? std::string_view(v->str, v->len) : "";
-        auto r = parse_report(field, value, stale_after);
+        auto r = parse_report(field, value, stale_after, keys);
         if (r) {
             out.push_back(std::move(*r));
         } else if (warned.insert(std::string(field)).second) {
@@ -312,12 +366,13 @@ Exit wait_for_all_agents(const CommandLine& cl, std::uint64_t revision, Seconds 
                          std::ostream& err) {
     const RedisEndpoint e = endpoint(cl);
     const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
+    const std::unique_ptr<KeyRing> keys = fleet_keys(cl);
     detail::RedisConnection redis(e);
     std::set<std::string> warned;
     for (bool first = true;; first = false) {
         std::vector<AgentView> agents;
         try {
-            agents = read_agents(redis, stale_after(cl), err, warned);
+            agents = read_agents(redis, stale_after(cl), keys.get(), err, warned);
         } catch (const LockError& x) {
             throw unreachable(
                 e, x, "; the write is committed (revision " + std::to_string(revision) + ")");
@@ -348,16 +403,22 @@ Exit wait_for_all_agents(const CommandLine& cl, std::uint64_t revision, Seconds 
 
 Exit run_agents(const CommandLine& cl, std::ostream& out, std::ostream& err) {
     const RedisEndpoint e = endpoint(cl);
+    const std::unique_ptr<KeyRing> keys = fleet_keys(cl);
     std::vector<AgentView> agents;
     try {
         detail::RedisConnection redis(e);
         std::set<std::string> warned;
-        agents = read_agents(redis, stale_after(cl), err, warned);
+        agents = read_agents(redis, stale_after(cl), keys.get(), err, warned);
     } catch (const LockError& x) {
         throw unreachable(e, x, "");
     }
     const auto [reference, from_db] = reference_revision(cl, agents, err);
     print_agents(agents, reference, from_db, cl.has("--json"), out);
+    return Exit::ok;
+}
+
+Exit run_keygen(std::ostream& out) {
+    out << SigningKey::generate_base64() << '\n';
     return Exit::ok;
 }
 

@@ -18,6 +18,9 @@
 namespace yuxi::config::cli {
 
 Exit run_lock(const CommandLine& cl, std::ostream& out, std::ostream& err);
+// keygen: a new signing key on `out`.
+Exit run_keygen(std::ostream& out);
+
 Exit run_agents(const CommandLine& cl, std::ostream& out, std::ostream& err);
 
 // --wait-all: polls the hash until every live agent has applied `revision`, or `timeout`

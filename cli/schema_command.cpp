@@ -23,6 +23,8 @@
 namespace yuxi::config::cli {
 namespace {
 
+constexpr const char* kRolesFile = "roles.sql";
+
 namespace fs = std::filesystem;
 
 // Not the log's key (yuxi_config_lock_key()): a migration may write the tables, whose
@@ -86,8 +88,8 @@ std::vector<Migration> migrations(const fs::path& dir) {
     std::vector<Migration> out;
     for (const auto& e : fs::directory_iterator(dir)) {
         const std::string name = e.path().filename().string();
-        if (e.path().extension() != ".sql") {
-            continue;
+        if (e.path().extension() != ".sql" || name == kRolesFile) {
+            continue;  // roles.sql: applied by --roles, after the migrations
         }
         const std::size_t digits = static_cast<std::size_t>(
             std::find_if_not(
@@ -153,6 +155,30 @@ void apply_one(Database& db, const Migration& m) {
     db.commit();
 }
 
+// roles.sql: the least-privilege roles and their grants (idempotent), in one transaction.
+void apply_roles(Database& db, const fs::path& dir, bool dry, std::ostream& out) {
+    const fs::path file = dir / kRolesFile;
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        throw CommandError(Exit::usage, "--roles: no " + file.string());
+    }
+    if (dry) {
+        out << "would apply " << kRolesFile << " (roles yuxi_config_agent, yuxi_config_admin)\n";
+        return;
+    }
+    const std::string sql((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    db.begin();
+    try {
+        db.script(sql);
+    } catch (const CommandError& e) {
+        db.rollback();
+        throw CommandError(e.exit(),
+                           std::string(e.what()) + " (in " + kRolesFile + ", rolled back)");
+    }
+    db.commit();
+    out << "applied " << kRolesFile << " (roles yuxi_config_agent, yuxi_config_admin)\n";
+}
+
 Exit status(Database& db, const std::vector<Migration>& all, std::ostream& out) {
     const auto done = applied(db);
     for (const Migration& m : all) {
@@ -201,12 +227,17 @@ Exit apply(Database& db, const CommandLine& cl, const std::vector<Migration>& al
 }  // namespace
 
 Exit run_schema(const CommandLine& cl, std::ostream& out, std::ostream& err) {
-    const auto all = migrations(sql_dir(cl));
+    const fs::path dir = sql_dir(cl);
+    const auto all = migrations(dir);
     Database db(database_target(cl));
     if (cl.args.at(0) == "status") {
         return status(db, all, out);
     }
-    return apply(db, cl, all, out, err);
+    const Exit e = apply(db, cl, all, out, err);
+    if (e == Exit::ok && cl.has("--roles")) {
+        apply_roles(db, dir, cl.has("--dry-run"), out);
+    }
+    return e;
 }
 
 }  // namespace yuxi::config::cli

@@ -95,7 +95,7 @@ Decoded<std::vector<Change>> entries_from(const json& list, bool with_op) {
 }
 
 // One [id, [field, value, ...]] element of an XRANGE reply.
-StreamEntry stream_entry(const redisReply* e) {
+StreamEntry stream_entry(const redisReply* e, const KeyRing* keys) {
     StreamEntry out;
     if (e == nullptr || e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
         e->element[0] == nullptr || e->element[0]->type != REDIS_REPLY_STRING) {
@@ -127,7 +127,13 @@ StreamEntry stream_entry(const redisReply* e) {
         out.batch = Decoded<Batch>::refused("the entry has no \"d\" text");
         return out;
     }
-    out.batch = decode_batch(reply_text(doc), kMaxStreamEntryBytes);
+    const auto document = open_document(reply_text(doc), keys);
+    if (!document) {
+        out.batch = Decoded<Batch>::refused(document.reason());
+        out.bad_signature = true;
+        return out;
+    }
+    out.batch = decode_batch(*document, kMaxStreamEntryBytes);
     if (out.batch && out.batch->revision != out.id_revision) {
         out.batch = Decoded<Batch>::refused("the entry's ID says revision " +
                                             std::to_string(out.id_revision) + ", its document " +
@@ -209,6 +215,7 @@ std::string encode_snapshot(const L2Snapshot& snapshot) {
     }
     const json doc = {{"v", kMessageVersion},
                       {"revision", snapshot.revision},
+                      {"created_ms", snapshot.created_ms},
                       {"count", snapshot.entries.size()},
                       {"checksum", snapshot_checksum(snapshot.entries)},
                       {"entries", std::move(entries)}};
@@ -223,6 +230,7 @@ Decoded<L2Snapshot> decode_snapshot(std::string_view text) {
     Fields f(*doc, "snapshot");
     L2Snapshot s;
     const auto revision = f.u64("revision", 1, kMaxRevision);
+    s.created_ms = f.u64_or("created_ms", 0);
     const auto count = f.u64("count", 0, kMaxDocumentEntries);
     const auto checksum = f.text("checksum", 16);
     const json* entries = f.array("entries", kMaxDocumentEntries);
@@ -256,7 +264,14 @@ Decoded<std::uint64_t> decode_stream_id(std::string_view id) {
     return revision;
 }
 
-Decoded<std::vector<StreamEntry>> decode_stream_page(const redisReply* reply) {
+Decoded<std::string_view> open_document(std::string_view text, const KeyRing* keys) {
+    if (keys == nullptr) {
+        return text;
+    }
+    return keys->verify(text);
+}
+
+Decoded<std::vector<StreamEntry>> decode_stream_page(const redisReply* reply, const KeyRing* keys) {
     if (reply == nullptr) {
         return refuse("no reply");
     }
@@ -269,7 +284,7 @@ Decoded<std::vector<StreamEntry>> decode_stream_page(const redisReply* reply) {
     std::vector<StreamEntry> out;
     out.reserve(reply->elements);
     for (std::size_t i = 0; i < reply->elements; ++i) {
-        out.push_back(stream_entry(reply->element[i]));
+        out.push_back(stream_entry(reply->element[i], keys));
     }
     return out;
 }

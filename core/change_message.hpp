@@ -28,6 +28,7 @@
 
 #include "core/change.hpp"
 #include "core/decoded.hpp"
+#include "core/signing.hpp"
 
 struct redisReply;
 
@@ -59,7 +60,8 @@ struct Batch {
 
 struct L2Snapshot {
     std::uint64_t revision = 0;
-    std::vector<Change> entries;  // values present: a snapshot has no deletes
+    std::uint64_t created_ms = 0;  // CLOCK_REALTIME when the relay wrote it; 0 if unknown
+    std::vector<Change> entries;   // values present: a snapshot has no deletes
 };
 
 std::string encode_batch(const Batch& batch);
@@ -78,11 +80,18 @@ std::string snapshot_checksum(const std::vector<Change>& entries);
 struct StreamEntry {
     std::uint64_t id_revision = 0;  // 0: the ID itself was unreadable
     Decoded<Batch> batch = Decoded<Batch>::refused("empty");
+    bool bad_signature = false;  // refused because its envelope did not verify
 };
 
 // The entries of an XRANGE reply, in order; an empty vector and a reason if the reply
-// as a whole is not one (an error, nil, a wrong shape).
-Decoded<std::vector<StreamEntry>> decode_stream_page(const redisReply* reply);
+// as a whole is not one (an error, nil, a wrong shape). With `keys`, each entry's
+// document is verified (core/signing.hpp) before it is decoded.
+Decoded<std::vector<StreamEntry>> decode_stream_page(const redisReply* reply,
+                                                     const KeyRing* keys = nullptr);
+
+// The document inside `text`: verified with `keys`, or `text` itself when `keys` is null
+// (a fleet that runs unsigned, --insecure-redis).
+Decoded<std::string_view> open_document(std::string_view text, const KeyRing* keys);
 
 // The revision of a stream ID "<revision>-<sequence>", or why not.
 Decoded<std::uint64_t> decode_stream_id(std::string_view id);

@@ -2,6 +2,7 @@
 #include "core/json_document.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <new>
 #include <unordered_set>
 #include <vector>
@@ -11,29 +12,49 @@ namespace {
 
 using nlohmann::json;
 
-// A SAX pass that builds nothing: nlohmann's SAX parser keeps its own state on the heap,
-// so this never recurses whatever the nesting, and it stops at the first problem.
-class Checker : public nlohmann::json_sax<json> {
+// One SAX pass that checks (depth, duplicate keys) and, when asked, builds the document.
+// nlohmann's SAX parser keeps its own state on the heap, so nothing here recurses whatever
+// the nesting, and it stops at the first problem. Building in the same pass keeps the cost
+// of a checked parse that of one parse.
+class Reader : public nlohmann::json_sax<json> {
   public:
-    explicit Checker(std::size_t max_depth) : max_depth_(max_depth) {}
+    Reader(std::size_t max_depth, bool build) : max_depth_(max_depth), build_(build) {}
 
-    bool null() override { return true; }
-    bool boolean(bool) override { return true; }
-    bool number_integer(number_integer_t) override { return true; }
-    bool number_unsigned(number_unsigned_t) override { return true; }
-    bool number_float(number_float_t, const string_t&) override { return true; }
-    bool string(string_t&) override { return true; }
-    bool binary(binary_t&) override { return true; }
-    bool start_object(std::size_t) override { return open(); }
+    bool null() override { return put(nullptr); }
+    bool boolean(bool v) override { return put(v); }
+    bool number_integer(number_integer_t v) override { return put(v); }
+    bool number_unsigned(number_unsigned_t v) override { return put(v); }
+    bool number_float(number_float_t v, const string_t&) override { return put(v); }
+    bool string(string_t& v) override { return put(std::move(v)); }
+    bool binary(binary_t& v) override { return put(json::binary(std::move(v))); }
+    bool start_object(std::size_t) override { return open(json::value_t::object); }
     bool end_object() override { return close(); }
-    bool start_array(std::size_t) override { return open(); }
+    bool start_array(std::size_t) override { return open(json::value_t::array); }
     bool end_array() override { return close(); }
 
+    // The document built (with build on).
+    json& document() noexcept { return root_; }
+
     bool key(string_t& k) override {
-        auto& keys = levels_.back();
-        if (!keys.insert(k).second) {
+        Level& level = levels_[depth_ - 1];
+        bool seen = false;
+        if (level.many) {
+            seen = !level.many->insert(k).second;
+        } else {
+            seen = std::find(level.few.begin(), level.few.end(), k) != level.few.end();
+            level.few.push_back(k);
+            if (level.few.size() > kFewKeys) {
+                // A large object: a hash set from here on, so checking stays linear.
+                level.many = std::make_unique<std::unordered_set<std::string>>(level.few.begin(),
+                                                                               level.few.end());
+            }
+        }
+        if (seen) {
             problem_ = "an object has the key \"" + printable(k) + "\" twice";
             return false;
+        }
+        if (build_) {
+            member_ = &(*containers_.back())[k];
         }
         return true;
     }
@@ -49,16 +70,53 @@ class Checker : public nlohmann::json_sax<json> {
     std::size_t position() const noexcept { return position_; }
 
   private:
-    bool open() {
-        if (levels_.size() >= max_depth_) {
+    // Where the next value goes: the root, the end of the open array, or the member whose
+    // key came last. Pointers to open containers stay valid: a container grows only while
+    // it is the innermost open one.
+    json* slot() {
+        if (containers_.empty()) {
+            return &root_;
+        }
+        json* parent = containers_.back();
+        if (parent->is_array()) {
+            parent->get_ref<json::array_t&>().emplace_back();
+            return &parent->back();
+        }
+        return member_;
+    }
+
+    template <class V>
+    bool put(V&& v) {
+        if (build_) {
+            *slot() = json(std::forward<V>(v));
+        }
+        return true;
+    }
+
+    bool open(json::value_t type) {
+        if (depth_ >= max_depth_) {
             problem_ = "nested deeper than " + std::to_string(max_depth_) + " levels";
             return false;
         }
-        levels_.emplace_back();
+        if (build_) {
+            json* container = slot();
+            *container = json(type);
+            containers_.push_back(container);
+        }
+        // Levels are reused: an object's key list keeps its capacity for the next one.
+        if (depth_ == levels_.size()) {
+            levels_.emplace_back();
+        }
+        Level& level = levels_[depth_++];
+        level.few.clear();
+        level.many.reset();
         return true;
     }
     bool close() {
-        levels_.pop_back();
+        --depth_;
+        if (build_) {
+            containers_.pop_back();
+        }
         return true;
     }
 
@@ -85,29 +143,46 @@ class Checker : public nlohmann::json_sax<json> {
         return std::string(what.substr(0, what.find("; last read")));
     }
 
+    // The keys seen in one open object (arrays have none): a short list searched in
+    // place, until it grows past kFewKeys.
+    static constexpr std::size_t kFewKeys = 16;
+    struct Level {
+        std::vector<std::string> few;
+        std::unique_ptr<std::unordered_set<std::string>> many;
+    };
+
     std::size_t max_depth_;
-    // The keys seen in each open object (arrays get an empty set).
-    std::vector<std::unordered_set<std::string>> levels_;
+    bool build_;
+    std::vector<Level> levels_;
+    std::size_t depth_ = 0;
+    json root_;
+    std::vector<json*> containers_;
+    json* member_ = nullptr;
     std::string problem_;
     std::size_t position_ = 0;
 };
 
-std::optional<std::string> check(std::string_view text, const JsonLimits& limits,
-                                 std::size_t* error_at) {
+// Reads `text` within `limits` (building the document into `out` when given); why not,
+// or nothing.
+std::optional<std::string> read(std::string_view text, const JsonLimits& limits,
+                                std::size_t* error_at, json* out) {
     if (text.size() > limits.max_bytes) {
         return "too large: " + std::to_string(text.size()) + " bytes (the limit is " +
                std::to_string(limits.max_bytes) + ")";
     }
     try {
-        Checker checker(limits.max_depth);
-        if (!json::sax_parse(text.begin(), text.end(), &checker)) {
+        Reader reader(limits.max_depth, out != nullptr);
+        if (!json::sax_parse(text.begin(), text.end(), &reader)) {
             if (error_at != nullptr) {
-                *error_at = checker.position();
+                *error_at = reader.position();
             }
-            return checker.problem().empty() ? std::string("not JSON") : checker.problem();
+            return reader.problem().empty() ? std::string("not JSON") : reader.problem();
+        }
+        if (out != nullptr) {
+            *out = std::move(reader.document());
         }
     } catch (const std::bad_alloc&) {
-        return std::string("out of memory while checking it");
+        return std::string("out of memory while reading it");
     } catch (const std::exception&) {
         return std::string("not JSON");
     }
@@ -117,24 +192,15 @@ std::optional<std::string> check(std::string_view text, const JsonLimits& limits
 }  // namespace
 
 Decoded<json> parse_json(std::string_view text, const JsonLimits& limits, std::size_t* error_at) {
-    if (auto why = check(text, limits, error_at)) {
+    json doc;
+    if (auto why = read(text, limits, error_at, &doc)) {
         return refuse(std::move(*why));
     }
-    try {
-        json doc = json::parse(text.begin(), text.end(), nullptr, false);
-        if (doc.is_discarded()) {
-            return refuse("not JSON");
-        }
-        return doc;
-    } catch (const std::bad_alloc&) {
-        return refuse("out of memory while parsing it");
-    } catch (const std::exception&) {
-        return refuse("not JSON");
-    }
+    return doc;
 }
 
 std::optional<std::string> check_json_text(std::string_view text, const JsonLimits& limits) {
-    return check(text, limits, nullptr);
+    return read(text, limits, nullptr, nullptr);
 }
 
 std::string_view json_type_name(const json& j) noexcept {

@@ -92,6 +92,7 @@ RedisEndpoint RedisEndpoint::from_env() {
     if (const auto port = text("REDIS_PORT"); !port.empty()) {
         endpoint.port = static_cast<std::uint16_t>(number("REDIS_PORT", port, 1, 65535));
     }
+    endpoint.username = text("REDIS_USERNAME");
     endpoint.password = text("REDIS_PASSWORD");
     if (const auto db = text("REDIS_DB"); !db.empty()) {
         endpoint.db = static_cast<int>(number("REDIS_DB", db, 0, 1 << 30));

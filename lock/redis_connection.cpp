@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/time.h>
 
+#include <array>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -118,14 +119,21 @@ void RedisConnection::connect() {
     context_ = std::move(context);
     try {
         if (!endpoint_.password.empty()) {
-            const ReplyPtr reply = send({"AUTH", endpoint_.password}, LockError::Kind::connect);
+            const ReplyPtr reply =
+                endpoint_.username.empty()
+                    ? send(std::array<std::string_view, 2>{"AUTH", endpoint_.password},
+                           LockError::Kind::connect)
+                    : send(std::array<std::string_view, 3>{"AUTH", endpoint_.username,
+                                                           endpoint_.password},
+                           LockError::Kind::connect);
             if (reply->type == REDIS_REPLY_ERROR) {
                 fail(LockError::Kind::auth, "AUTH refused: " + reply_text(*reply));
             }
         }
         if (endpoint_.db != 0) {
             const std::string db = std::to_string(endpoint_.db);
-            const ReplyPtr reply = send({"SELECT", db}, LockError::Kind::connect);
+            const ReplyPtr reply =
+                send(std::array<std::string_view, 2>{"SELECT", db}, LockError::Kind::connect);
             if (reply->type == REDIS_REPLY_ERROR) {
                 fail(LockError::Kind::protocol, "SELECT " + db + " refused: " + reply_text(*reply));
             }
@@ -136,7 +144,7 @@ void RedisConnection::connect() {
     }
 }
 
-ReplyPtr RedisConnection::command(std::initializer_list<std::string_view> args) {
+ReplyPtr RedisConnection::command(std::span<const std::string_view> args) {
     // A connection that is readable before we send has been closed by the server
     // (restart, idle timeout, proxy) or holds junk: reconnect now, while we still know
     // that the command did not run, rather than fail it with io.
@@ -178,7 +186,7 @@ bool RedisConnection::readable_now() const noexcept {
     return poll(&pfd, 1, 0) != 0;  // readable, hung up, or poll itself failed
 }
 
-ReplyPtr RedisConnection::send(std::initializer_list<std::string_view> args,
+ReplyPtr RedisConnection::send(std::span<const std::string_view> args,
                                LockError::Kind transport_kind) {
     std::vector<const char*> argv;
     std::vector<std::size_t> argv_len;

@@ -7,6 +7,7 @@
 
 #include <initializer_list>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -43,7 +44,10 @@ class RedisConnection {
 
     // Sends one command (arguments binary-safe) and returns its reply, never an error
     // reply: those throw LockError auth (NOAUTH, WRONGPASS) or protocol.
-    ReplyPtr command(std::initializer_list<std::string_view> args);
+    ReplyPtr command(std::initializer_list<std::string_view> args) {
+        return command(std::span<const std::string_view>(args.begin(), args.size()));
+    }
+    ReplyPtr command(std::span<const std::string_view> args);
 
     // command() for a reply that must be an integer. Throws LockError protocol otherwise.
     long long command_integer(std::initializer_list<std::string_view> args);
@@ -56,7 +60,7 @@ class RedisConnection {
 
     [[noreturn]] void fail(LockError::Kind kind, const std::string& what) const;
     bool readable_now() const noexcept;
-    ReplyPtr send(std::initializer_list<std::string_view> args, LockError::Kind transport_kind);
+    ReplyPtr send(std::span<const std::string_view> args, LockError::Kind transport_kind);
 
     RedisEndpoint endpoint_;
     ContextPtr context_;

@@ -3,7 +3,7 @@
 
 # The targets, by the name of their binary without _fuzz (tests/fuzz/CMakeLists.txt).
 fuzz_targets=(segment batch snapshot stream agent_report notify catchup http toml json_file
-  database_url options)
+  database_url options envelope)
 
 # fuzz_build ROOT DIR: configures and builds the fuzz preset into DIR.
 fuzz_build() {

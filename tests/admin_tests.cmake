@@ -9,5 +9,5 @@ if(TARGET yuxi-configctl AND TARGET yuxi-config-agent AND TARGET yuxi_config_loc
   endforeach()
   # The agent's file-mode code, to compare what it makes of the files with the database.
   target_link_libraries(admin_migrate_test PRIVATE yuxi_agent)
-  target_link_libraries(admin_redis_test PRIVATE yuxi::config_lock)
+  target_link_libraries(admin_redis_test PRIVATE yuxi::config_lock yuxi_config_core)
 endif()

@@ -9,3 +9,10 @@ if(TARGET yuxi-config-agent)
       LIBS yuxi::config PkgConfig::LIBPQ)
   endforeach()
 endif()
+
+# PostgreSQL least privilege (roles.sql) and TLS verify-full with a private CA (label
+# `security`).
+if(TARGET yuxi-config-agent AND TARGET yuxi-configctl)
+  yuxi_config_add_gtest(postgres_security_test SOURCE integration/postgres_security_test.cpp
+    LABEL security TIMEOUT 180 LIBS yuxi::config PkgConfig::LIBPQ)
+endif()

@@ -143,7 +143,12 @@ void RedisLink::handshake() {
         };
     };
     if (!options_.password.empty()) {
-        (void)send({"AUTH", options_.password}, step("AUTH (check REDIS_PASSWORD)"));
+        if (options_.username.empty()) {
+            (void)send({"AUTH", options_.password}, step("AUTH (check REDIS_PASSWORD)"));
+        } else {
+            (void)send({"AUTH", options_.username, options_.password},
+                       step("AUTH (check REDIS_USERNAME and REDIS_PASSWORD)"));
+        }
     }
     if (options_.db != 0) {
         (void)send({"SELECT", std::to_string(options_.db)}, step("SELECT (check REDIS_DB)"));

@@ -35,6 +35,7 @@ struct RedisLinkOptions {
     std::string name;  // for logs: "redis", "redis-subscriber", ...
     std::string host;
     std::uint16_t port = 6379;
+    std::string username;  // Redis 6 ACL user; empty: AUTH with the password alone
     std::string password;  // empty: no AUTH
     std::uint32_t db = 0;
     std::string subscribe_channel;  // non-empty: a subscriber link (no other commands)

@@ -41,6 +41,7 @@ RedisLinkOptions link_options(const Options& o, std::string name, bool replica,
     l.name = std::move(name);
     l.host = replica ? o.redis.replica_host : o.redis.host;
     l.port = replica ? o.redis.replica_port : o.redis.port;
+    l.username = o.redis.username;
     l.password = o.redis.password;
     l.db = o.redis.db;
     l.subscribe_channel = std::move(channel);
@@ -81,6 +82,16 @@ RedisLink& Relay::reader() noexcept {
 }
 
 void Relay::start() {
+    if (options_.signing.configured()) {
+        keys_ = std::make_unique<SigningKeys>(options_.signing);
+    } else {
+        spdlog::warn(
+            "--insecure-redis: Redis documents are neither signed nor verified; whoever can "
+            "write to this Redis decides what every pod reads (docs/security.md)");
+    }
+    if (metrics_ != nullptr) {
+        metrics_->set_insecure(!keys_);
+    }
     const bool use_replica = !options_.redis.replica_host.empty();
     primary_ = std::make_unique<RedisLink>(
         link_options(options_, "redis", false, ""), base_,
@@ -158,6 +169,7 @@ void Relay::stop() noexcept {
             RedisEndpoint ep;
             ep.host = options_.redis.host;
             ep.port = options_.redis.port;
+            ep.username = options_.redis.username;
             ep.password = options_.redis.password;
             ep.db = static_cast<int>(options_.redis.db);
             ep.connect_timeout = std::chrono::milliseconds(500);
@@ -320,11 +332,13 @@ void Relay::published(Batch batch) {
         return;
     }
     batch.fence = fence_;
-    const std::string doc = encode_batch(batch);
+    const std::string doc = seal(encode_batch(batch));
+    // The limit applies to what followers receive: the sealed message.
     const std::string message =
         doc.size() <= kMaxMessageBytes
             ? doc
-            : encode_batch(Batch{batch.revision, batch.prev, batch.commit_ns, fence_, true, {}});
+            : seal(encode_batch(
+                  Batch{batch.revision, batch.prev, batch.commit_ns, fence_, true, {}}));
     // XADD first, on the same connection: a follower woken by the message finds the
     // batch in the stream (replicas replay both in this order too).
     primary_->command(
@@ -405,7 +419,10 @@ void Relay::prune_agents() {
         std::vector<std::string> gone = {"HDEL", std::string(kAgentsHash)};
         for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
             // A field that is not a report is taken off as well: only agents write here.
-            const auto report = decode_agent_report(reply_text(r->element[i + 1]));
+            // Verified first: a field that is not a signed report is taken off too.
+            const auto document = open_document(reply_text(r->element[i + 1]), ring());
+            const auto report = document ? decode_agent_report(*document)
+                                         : Decoded<AgentReport>::refused(document.reason());
             const std::uint64_t beat = report ? report->heartbeat_ms : 0;
             if (beat + static_cast<std::uint64_t>(kAgentExpiry.count()) < now &&
                 r->element[i] != nullptr && r->element[i]->type == REDIS_REPLY_STRING) {
@@ -427,22 +444,31 @@ void Relay::write_snapshot(std::optional<Batch> then_publish) {
     }
     L2Snapshot s;
     s.revision = revision;
+    s.created_ms = unix_ms();
     s.entries = host_.published_entries();
-    const std::string doc = encode_snapshot(s);
+    const std::string doc = seal(encode_snapshot(s));
     primary_->command({"SET", std::string(kSnapshotKey), doc, "PX",
                        std::to_string(options_.snapshot_ttl.count())},
                       nullptr);
     if (then_publish) {
         then_publish->fence = fence_;
-        primary_->command({"PUBLISH", std::string(kChangesChannel), encode_batch(*then_publish)},
-                          nullptr);
+        primary_->command(
+            {"PUBLISH", std::string(kChangesChannel), seal(encode_batch(*then_publish))}, nullptr);
     }
     spdlog::debug("L2 snapshot written at revision {} ({} entries, {} bytes)", revision,
                   s.entries.size(), doc.size());
 }
 
 void Relay::on_heartbeat_timer(evutil_socket_t, short, void* self) {
-    guarded("relay", [&] { static_cast<Relay*>(self)->heartbeat(); });
+    guarded("relay", [&] {
+        auto& me = *static_cast<Relay*>(self);
+        if (me.keys_) {
+            (void)me.keys_->refresh();
+        } else if (++me.beats_ % 600 == 0) {
+            spdlog::warn("--insecure-redis: Redis documents are neither signed nor verified");
+        }
+        me.heartbeat();
+    });
 }
 
 void Relay::heartbeat() {
@@ -456,7 +482,7 @@ void Relay::heartbeat() {
     report.role = std::string(to_string(role_));
     report.state = std::string(host_.state_name());
     primary_->command(
-        {"HSET", std::string(kAgentsHash), options_.pod_name, encode_agent_report(report)},
+        {"HSET", std::string(kAgentsHash), options_.pod_name, seal(encode_agent_report(report))},
         nullptr);
 }
 
@@ -468,6 +494,56 @@ void Relay::count_snapshot_load() {
 
 void Relay::note_bad(std::string_view source, std::string_view where, std::string_view why) {
     reject_document(source, "malformed", std::string(where) + ": " + std::string(why));
+}
+
+std::string Relay::seal(const std::string& document) const {
+    return keys_ ? keys_->ring().sign(document) : document;
+}
+
+std::optional<std::string_view> Relay::open(std::string_view text, std::string_view source,
+                                            std::string_view where) {
+    auto document = open_document(text, ring());
+    if (!document) {
+        reject_document(source, "signature", std::string(where) + ": " + document.reason());
+        return std::nullopt;
+    }
+    return *document;
+}
+
+bool Relay::fresh_enough(const L2Snapshot& snapshot, std::string_view source) {
+    const std::uint64_t now = unix_ms();
+    const auto max_age = static_cast<std::uint64_t>(options_.snapshot_max_age.count());
+    constexpr std::uint64_t kClockSkewMs = 5 * 60 * 1000;
+    std::string why;
+    if (snapshot.created_ms == 0) {
+        why = "it carries no creation time";
+    } else if (snapshot.created_ms > now + kClockSkewMs) {
+        why = "it was created in the future (clock skew, or forged)";
+    } else if (now > snapshot.created_ms && now - snapshot.created_ms > max_age) {
+        why = "it is " + std::to_string((now - snapshot.created_ms) / 1000) +
+              " s old, older than --snapshot-max-age";
+    }
+    if (!why.empty()) {
+        reject_document(source, "stale", std::string(kSnapshotKey) + ": " + why);
+        return false;
+    }
+    if (metrics_ != nullptr) {
+        metrics_->set_snapshot_age(
+            std::chrono::milliseconds(now > snapshot.created_ms ? now - snapshot.created_ms : 0));
+    }
+    return true;
+}
+
+bool Relay::fence_ok(const Batch& batch, std::string_view source) {
+    if (batch.fence < max_fence_) {
+        reject_document(source, "fence",
+                        "a batch of revision " + std::to_string(batch.revision) + " with fence " +
+                            std::to_string(batch.fence) + ", below " + std::to_string(max_fence_) +
+                            " already seen");
+        return false;
+    }
+    max_fence_ = batch.fence;
+    return true;
 }
 
 }  // namespace yuxi::config::agent

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "agent/fleet/redis_link.hpp"
+#include "agent/fleet/signing_keys.hpp"
 #include "agent/ops/metrics.hpp"
 #include "agent/ops/options.hpp"
 #include "core/change_message.hpp"
@@ -130,6 +131,16 @@ class Relay {
     // A document from Redis refused: counted and logged (sparingly) by `source`.
     void note_bad(std::string_view source, std::string_view where, std::string_view why);
     void count_snapshot_load();
+    // Documents out: signed with the current key (as they are, with --insecure-redis).
+    std::string seal(const std::string& document) const;
+    // Documents in: the verified document, or a refusal already counted under `source`.
+    std::optional<std::string_view> open(std::string_view text, std::string_view source,
+                                         std::string_view where);
+    // The L2 snapshot may be loaded: not older than --snapshot-max-age, not from the future.
+    bool fresh_enough(const L2Snapshot& snapshot, std::string_view source);
+    // A verified batch's fence: never below one already seen (a replay of an old relay's).
+    bool fence_ok(const Batch& batch, std::string_view source);
+    const KeyRing* ring() const noexcept { return keys_ ? &keys_->ring() : nullptr; }
 
     Options options_;
     event_base* base_;
@@ -153,6 +164,9 @@ class Relay {
     bool polling_ = false;         // PgUse::poll requested while following
     std::uint64_t announced_ = 0;  // highest revision a message or the stream announced
     Metrics* metrics_ = nullptr;
+    std::unique_ptr<SigningKeys> keys_;  // null: --insecure-redis
+    std::uint64_t max_fence_ = 0;        // the highest fence of a verified batch
+    unsigned beats_ = 0;                 // heartbeats, for the insecure mode's reminder
 };
 
 }  // namespace yuxi::config::agent

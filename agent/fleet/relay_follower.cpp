@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "agent/fleet/relay.hpp"
+#include "agent/ops/rejections.hpp"
 #include "core/redis_reply.hpp"
 
 namespace yuxi::config::agent {
@@ -19,12 +20,23 @@ void Relay::on_message(std::string_view text) {
     if (role_ != Role::follower) {
         return;
     }
-    auto decoded = decode_batch(text, kMaxMessageBytes);
+    if (text.size() > kMaxMessageBytes + kMaxEnvelopeBytes) {
+        note_bad("pubsub", kChangesChannel, "larger than any message a relay sends");
+        return;
+    }
+    const auto document = open(text, "pubsub", kChangesChannel);
+    if (!document) {
+        return;
+    }
+    auto decoded = decode_batch(*document, kMaxMessageBytes);
     if (!decoded) {
         note_bad("pubsub", kChangesChannel, decoded.reason());
         return;
     }
     Batch& b = *decoded;
+    if (!fence_ok(b, "pubsub")) {
+        return;
+    }
     announced_ = std::max(announced_, b.revision);
     const std::uint64_t applied = host_.applied_revision();
     if (syncing_ || polling_) {
@@ -77,7 +89,7 @@ void Relay::stream_page(const redisReply* r) {
         syncing_ = false;  // became the relay meanwhile: PostgreSQL is the source now
         return;
     }
-    auto page = decode_stream_page(r);
+    auto page = decode_stream_page(r, ring());
     if (!page) {
         if (r != nullptr) {
             note_bad("stream", kLogStream, page.reason());
@@ -91,10 +103,18 @@ void Relay::stream_page(const redisReply* r) {
         if (!e.batch) {
             // Refused: a gap to the next entry, which the prev check below turns into a
             // snapshot or PostgreSQL sync, as for any entry the stream lost.
-            note_bad("stream", kLogStream, e.batch.reason());
+            if (e.bad_signature) {
+                reject_document("stream", "signature",
+                                std::string(kLogStream) + ": " + e.batch.reason());
+            } else {
+                note_bad("stream", kLogStream, e.batch.reason());
+            }
             continue;
         }
         Batch& b = *e.batch;
+        if (!fence_ok(b, "stream")) {
+            continue;
+        }
         announced_ = std::max(announced_, b.revision);
         const std::uint64_t applied = host_.applied_revision();
         if (b.revision <= applied) {
@@ -140,10 +160,12 @@ void Relay::snapshot_reply(const redisReply* r, bool for_boot) {
     const std::uint64_t applied = host_.applied_revision();
     std::optional<L2Snapshot> snapshot;
     if (r->type == REDIS_REPLY_STRING) {
-        auto decoded = decode_snapshot(reply_text(r));
-        if (!decoded) {
+        const auto document = open(reply_text(r), "snapshot", kSnapshotKey);
+        auto decoded =
+            document ? decode_snapshot(*document) : Decoded<L2Snapshot>::refused("not verified");
+        if (document && !decoded) {
             note_bad("snapshot", kSnapshotKey, decoded.reason());
-        } else {
+        } else if (decoded && fresh_enough(*decoded, "snapshot")) {
             snapshot = std::move(*decoded);
         }
     } else if (r->type != REDIS_REPLY_NIL) {

@@ -274,6 +274,19 @@ void Metrics::render_sources(const ModeStatus& s, ExpositionWriter& w) const {
     w.family("yuxi_config_relay_leader",
              "1 while this agent holds the relay lease (database mode with Redis).", "gauge");
     w.sample("yuxi_config_relay_leader", relay_leader_ ? 1 : 0);
+    w.family("yuxi_config_insecure",
+             "1 while the agent runs with Redis unsigned (--insecure-redis): whoever can write to "
+             "Redis can change what pods read.",
+             "gauge");
+    w.sample("yuxi_config_insecure", insecure_ ? 1 : 0);
+    w.family("yuxi_config_snapshot_age_seconds",
+             "Age of the Redis L2 snapshot this agent last loaded, when it loaded it (no sample "
+             "if it never loaded one).",
+             "gauge");
+    if (snapshot_age_) {
+        w.sample("yuxi_config_snapshot_age_seconds",
+                 std::chrono::duration<double>(*snapshot_age_).count());
+    }
 }
 
 void Metrics::render_counters(const ModeStatus& s, ExpositionWriter& w) const {

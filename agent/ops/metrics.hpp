@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -120,6 +121,10 @@ class Metrics {
 
     // The relay (and any later source).
     void set_relay_leader(bool leader) noexcept;
+    // Redis documents unsigned (--insecure-redis), for yuxi_config_insecure.
+    void set_insecure(bool insecure) noexcept { insecure_ = insecure; }
+    // The age of the L2 snapshot last loaded (at its loading).
+    void set_snapshot_age(std::chrono::milliseconds age) noexcept { snapshot_age_ = age; }
     void count_l2_snapshot_load() noexcept;
     // The first call for a source makes its series appear (and stay).
     void set_source_up(std::string_view source, bool up);
@@ -146,6 +151,8 @@ class Metrics {
     std::uint64_t updates_applied_ = 0;
     std::uint64_t heartbeat_ns_ = 0;  // CLOCK_REALTIME; 0 before the first beat
     bool relay_leader_ = false;
+    bool insecure_ = false;
+    std::optional<std::chrono::milliseconds> snapshot_age_;
     std::uint64_t l2_snapshot_loads_ = 0;
     std::uint64_t resyncs_ = 0;
     std::map<std::string, bool, std::less<>> source_up_;

@@ -7,12 +7,16 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <map>
 
 #include "core/database_url.hpp"
+#include "core/signing.hpp"
 #include "core/text.hpp"
 #include "yuxi/config/detail/mapping.hpp"
 #include "yuxi/config/layout.hpp"
@@ -47,7 +51,7 @@ struct FlagSpec {
     Arity arity;
 };
 
-constexpr std::array<FlagSpec, 27> kFlags = {{
+constexpr std::array<FlagSpec, 32> kFlags = {{
     {"mode", "CONFIG_MODE", Arity::single},
     {"config-file", "YUXI_CONFIG_FILE", Arity::repeat},
     {"metadata", "YUXI_METADATA", Arity::repeat},
@@ -62,6 +66,7 @@ constexpr std::array<FlagSpec, 27> kFlags = {{
     {"redis-host", "REDIS_HOST", Arity::single},
     {"redis-port", "REDIS_PORT", Arity::single},
     {"redis-password", "REDIS_PASSWORD", Arity::single},
+    {"redis-username", "REDIS_USERNAME", Arity::single},
     {"redis-db", "REDIS_DB", Arity::single},
     {"redis-replica-host", "REDIS_REPLICA_HOST", Arity::single},
     {"redis-replica-port", "REDIS_REPLICA_PORT", Arity::single},
@@ -72,6 +77,10 @@ constexpr std::array<FlagSpec, 27> kFlags = {{
     {"log-keep", "YUXI_CONFIG_LOG_KEEP", Arity::single},
     {"serve-degraded", "YUXI_CONFIG_SERVE_DEGRADED", Arity::single},
     {"pod-name", "POD_NAME", Arity::single},
+    {"signing-key-file", "YUXI_CONFIG_SIGNING_KEY_FILE", Arity::single},
+    {"signing-key-previous-file", "YUXI_CONFIG_SIGNING_KEY_PREVIOUS_FILE", Arity::single},
+    {"insecure-redis", "YUXI_CONFIG_INSECURE_REDIS", Arity::none},
+    {"snapshot-max-age", "YUXI_CONFIG_SNAPSHOT_MAX_AGE", Arity::single},
     {"help", "", Arity::none},
     {"version", "", Arity::none},
     {"check", "", Arity::none},
@@ -201,6 +210,9 @@ void parse_redis(const std::map<std::string_view, std::vector<std::string>>& fla
     if (const Setting pw = get("redis-password"); !pw.values.empty()) {
         o.redis.password = pw.values[0];
     }
+    if (const Setting user = get("redis-username"); !user.values.empty()) {
+        o.redis.username = user.values[0];
+    }
     if (const Setting db = get("redis-db"); !db.values.empty()) {
         o.redis.db = static_cast<std::uint32_t>(parse_number(db, 0, 1000000));
     }
@@ -249,6 +261,91 @@ void parse_relay(const std::map<std::string_view, std::vector<std::string>>& fla
     }
     const Setting pod = get("pod-name");
     o.pod_name = pod.values.empty() ? local_host_name() : pod.values[0];
+}
+
+// The key's text from `file` (bounded read), or why not; the reason names the file only.
+Decoded<std::string> read_key_file(const std::string& path, const std::string& origin) {
+    std::FILE* f = std::fopen(path.c_str(), "rbe");
+    if (f == nullptr) {
+        return refuse(origin + ": cannot read " + path + ": " + std::strerror(errno));
+    }
+    std::string text(4096, '\0');
+    const std::size_t n = std::fread(text.data(), 1, text.size(), f);
+    std::fclose(f);
+    if (n == text.size()) {
+        return refuse(origin + ": " + path + " is larger than a key");
+    }
+    text.resize(n);
+    return text;
+}
+
+// Checks that a key source decodes to a key; the text is dropped at once.
+void check_key(const std::string& text, const std::string& origin) {
+    if (const auto key = SigningKey::from_base64(text, origin); !key) {
+        throw OptionsError(key.reason());
+    }
+}
+
+void parse_signing(const std::map<std::string_view, std::vector<std::string>>& flags,
+                   const EnvLookup& env, Options& o) {
+    const auto get = [&](std::string_view flag) { return resolve(*find_flag(flag), flags, env); };
+    SigningSettings& s = o.signing;
+    // Keys matter only where the agent talks to Redis: elsewhere they are not read at all
+    // (one ConfigMap may serve pods in both modes).
+    const bool used = o.mode == Mode::database && o.redis.enabled();
+    if (const Setting f = get("signing-key-file"); !f.values.empty()) {
+        s.key_file = f.values[0];
+        const auto text = read_key_file(s.key_file, f.origin);
+        if (used && !text) {
+            throw OptionsError(text.reason());
+        }
+        if (used) {
+            check_key(*text, f.origin + " (" + s.key_file + ")");
+        }
+    }
+    if (const Setting f = get("signing-key-previous-file"); !f.values.empty()) {
+        // Absent or empty: no previous key (a rotation is over, or has not begun).
+        s.previous_file = f.values[0];
+        const auto text = read_key_file(s.previous_file, f.origin);
+        if (used && text && !trim(*text).empty()) {
+            check_key(*text, f.origin + " (" + s.previous_file + ")");
+        }
+    }
+    if (const auto v = env("YUXI_CONFIG_SIGNING_KEY"); v && s.key_file.empty()) {
+        s.key_env = *v;
+        if (used) {
+            check_key(s.key_env, "YUXI_CONFIG_SIGNING_KEY");
+        }
+    }
+    if (const auto v = env("YUXI_CONFIG_SIGNING_KEY_PREVIOUS"); v && s.previous_file.empty()) {
+        s.previous_env = *v;
+        if (used) {
+            check_key(s.previous_env, "YUXI_CONFIG_SIGNING_KEY_PREVIOUS");
+        }
+    }
+    if (!s.configured() && !s.previous_env.empty()) {
+        throw OptionsError(
+            "a previous signing key needs a current one: set YUXI_CONFIG_SIGNING_KEY or "
+            "--signing-key-file");
+    }
+    if (const Setting f = get("insecure-redis"); !f.values.empty()) {
+        s.insecure = f.origin.starts_with("--") || parse_bool(f);
+    }
+    if (const Setting age = get("snapshot-max-age"); !age.values.empty()) {
+        o.snapshot_max_age = parse_setting(age, age.values[0], parse_duration);
+    }
+    if (s.insecure && s.configured()) {
+        throw OptionsError(
+            "--insecure-redis and a signing key were both given: with a key the agent signs "
+            "(drop --insecure-redis), without one it runs unsigned");
+    }
+    // Secure by default: whoever can write to Redis must not decide what pods read.
+    if (o.mode == Mode::database && o.redis.enabled() && !s.configured() && !s.insecure) {
+        throw OptionsError(
+            "database mode with Redis needs a signing key: set YUXI_CONFIG_SIGNING_KEY or "
+            "--signing-key-file (yuxi-configctl keygen makes one), or run unsigned with "
+            "--insecure-redis");
+    }
 }
 
 }  // namespace
@@ -587,6 +684,7 @@ Options parse_options(std::span<const std::string_view> args, const EnvLookup& e
 
     parse_redis(flags, env, o);
     parse_relay(flags, env, o);
+    parse_signing(flags, env, o);
     if (o.relay == RelayMode::on && o.mode == Mode::database && !o.redis.enabled()) {
         throw OptionsError("--relay on needs Redis: set REDIS_HOST or give --redis-host");
     }

@@ -43,11 +43,23 @@ enum class RelayMode {
 struct RedisSettings {
     std::string host;  // empty: no Redis
     std::uint16_t port = 6379;
+    std::string username;  // Redis 6 ACL user (AUTH user pass); empty: the password alone
     std::string password;  // never logged
     std::uint32_t db = 0;
     std::string replica_host;  // empty: followers read the primary
     std::uint16_t replica_port = 6379;
     bool enabled() const noexcept { return !host.empty(); }
+};
+
+// Where the signing keys come from. Each of current and previous: a file (re-read when it
+// changes, as a Kubernetes Secret volume is updated) or an environment variable.
+struct SigningSettings {
+    std::string key_file;       // --signing-key-file, YUXI_CONFIG_SIGNING_KEY_FILE
+    std::string key_env;        // YUXI_CONFIG_SIGNING_KEY (the key's base64 text)
+    std::string previous_file;  // --signing-key-previous-file
+    std::string previous_env;   // YUXI_CONFIG_SIGNING_KEY_PREVIOUS
+    bool insecure = false;      // --insecure-redis: run unsigned, and say so
+    bool configured() const noexcept { return !key_file.empty() || !key_env.empty(); }
 };
 
 // One --metadata NAME=PATH: the whole JSON document at `path` becomes metadata entry `name`.
@@ -76,6 +88,7 @@ inline constexpr std::uint32_t kMaxCatchupBatchLimit = 1000000;
 inline constexpr std::chrono::milliseconds kDefaultSnapshotTtl{300000};
 inline constexpr std::chrono::milliseconds kDefaultRelayLeaseTtl{5000};
 inline constexpr std::uint32_t kDefaultStreamLength = 10000;
+inline constexpr std::chrono::milliseconds kDefaultSnapshotMaxAge{24 * 3600 * 1000};
 
 struct Options {
     Mode mode = Mode::file;
@@ -101,6 +114,11 @@ struct Options {
     std::uint64_t log_keep = 0;  // the relay trims the PostgreSQL log to this many; 0: never
     bool serve_degraded = true;  // ready while serving the L2 snapshot without PostgreSQL
     std::string pod_name;        // field in yuxi:config:agents: POD_NAME, else the host name
+    // Signing the Redis documents (docs/security.md). The keys themselves come only from
+    // the environment or files, never a flag (a flag shows in /proc/PID/cmdline); the
+    // text is kept here only until the key ring is made, and is never logged.
+    SigningSettings signing;
+    std::chrono::milliseconds snapshot_max_age = kDefaultSnapshotMaxAge;
 
     // The relay is on: database mode, Redis configured, and not --relay=off.
     bool relay_enabled() const noexcept {

@@ -45,6 +45,8 @@ variable; a flag wins over its variable. See docs/configuration.md.
                             snapshot and applied revisions. Default: none
   --redis-port PORT         REDIS_PORT. Default: 6379
   --redis-password PASS     REDIS_PASSWORD (AUTH; never logged). Default: none
+  --redis-username USER     REDIS_USERNAME: an ACL user (AUTH USER PASS).
+                            Default: none (AUTH with the password alone)
   --redis-db N              REDIS_DB. Default: 0
   --redis-replica-host HOST REDIS_REPLICA_HOST: a replica followers subscribe to
                             and read from. Default: none (the primary)
@@ -64,6 +66,17 @@ variable; a flag wins over its variable. See docs/configuration.md.
                             snapshot with PostgreSQL away. Default: true
   --pod-name NAME           POD_NAME: this agent's name in yuxi:config:agents.
                             Default: the host name
+  --signing-key-file PATH   YUXI_CONFIG_SIGNING_KEY_FILE: the fleet's key (base64,
+                            32+ bytes) to sign and verify Redis documents; re-read
+                            when it changes. Or the key itself in the environment
+                            variable YUXI_CONFIG_SIGNING_KEY (never a flag).
+  --signing-key-previous-file PATH  YUXI_CONFIG_SIGNING_KEY_PREVIOUS_FILE (or
+                            YUXI_CONFIG_SIGNING_KEY_PREVIOUS): also accepted while a
+                            key rotates. Default: none
+  --insecure-redis          YUXI_CONFIG_INSECURE_REDIS: run with Redis unsigned
+                            (whoever can write to Redis decides what pods read).
+  --snapshot-max-age DUR    YUXI_CONFIG_SNAPSHOT_MAX_AGE: never load an L2 snapshot
+                            older than this. Default: 24h
   --check                   Validate the settings and, in file mode, parse every
                             file (the first problem is named with file, line and
                             key); touch no segment. Exit 0 if all is well, else 2.

@@ -299,10 +299,11 @@ class PyLock {
   public:
     PyLock(const std::string& name, double timeout, std::optional<double> wait, bool renew,
            std::optional<std::string> host, std::optional<int> port,
-           std::optional<std::string> password, std::optional<int> db)
+           std::optional<std::string> password, std::optional<int> db,
+           std::optional<std::string> username)
         : wait_(wait.value_or(timeout)),
           renew_(renew),
-          lock_(endpoint(host, port, password, db), name, millis(timeout)) {}
+          lock_(endpoint(host, port, password, db, username), name, millis(timeout)) {}
 
     bool acquire(std::optional<double> wait) {
         const auto limit = millis(wait.value_or(wait_));
@@ -346,9 +347,12 @@ class PyLock {
 
   private:
     static RedisEndpoint endpoint(const std::optional<std::string>& host, std::optional<int> port,
-                                  const std::optional<std::string>& password,
-                                  std::optional<int> db) {
+                                  const std::optional<std::string>& password, std::optional<int> db,
+                                  const std::optional<std::string>& username) {
         RedisEndpoint e = RedisEndpoint::from_env();
+        if (username) {
+            e.username = *username;
+        }
         if (host) {
             e.host = *host;
         }
@@ -391,11 +395,11 @@ void bind_lock(py::module_& m) {
     py::class_<PyLock>(m, "DistributedLock")
         .def(py::init<const std::string&, double, std::optional<double>, bool,
                       std::optional<std::string>, std::optional<int>, std::optional<std::string>,
-                      std::optional<int>>(),
+                      std::optional<int>, std::optional<std::string>>(),
              py::arg("name"), py::arg("timeout") = 30.0, py::kw_only(),
              py::arg("wait") = py::none(), py::arg("renew") = true, py::arg("host") = py::none(),
              py::arg("port") = py::none(), py::arg("password") = py::none(),
-             py::arg("db") = py::none())
+             py::arg("db") = py::none(), py::arg("username") = py::none())
         .def("acquire", &PyLock::acquire, py::arg("wait") = py::none())
         .def("try_acquire", &PyLock::try_acquire)
         .def("release", &PyLock::release)

@@ -14,6 +14,9 @@ Deterministic: run it again and `git diff` shows only what the table changed.
 
     tests/fuzz/make_seeds.py            # rewrites tests/fuzz/corpus/
 """
+import base64
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -425,8 +428,8 @@ def settings():
     for name, argv in {
         "file-mode": ["--mode", "file", "--segment", "t1"],
         "database-mode": ["--mode=database", "--database-url", "postgresql://h/db"],
-        "redis": ["--mode", "database", "--database-url", "postgresql://h/db", "--redis-host",
-                  "r", "--redis-port", "6380"],
+        "redis-insecure": ["--mode", "database", "--database-url", "postgresql://h/db",
+                           "--redis-host", "r", "--redis-port", "6380", "--insecure-redis"],
         "help": ["--help"],
     }.items():
         put("options", f"good-{name}", nul.join(argv))
@@ -443,9 +446,42 @@ def settings():
         "segment-slash": ["--segment", "../etc/passwd"],
         "http": ["--http", "[::1:99"],
         "database-no-url": ["--mode", "database"],
+        "redis-without-a-key": ["--mode", "database", "--database-url", "postgresql://h/db",
+                                "--redis-host", "r"],
         "metadata": ["--metadata", "=x"],
     }.items():
         put("options", f"bad-{name}", nul.join(argv))
+
+
+# ---------------------------------------------------------------------------------------
+# Signed envelopes (core/signing.hpp), with the harness's key
+
+KEY = base64.b64decode("eXV4aS1jb25maWctdGVzdC1zaWduaW5nLWtleS0wMDE=")
+OTHER = base64.b64decode("eXV4aS1jb25maWctdGVzdC1zaWduaW5nLWtleS0wMDI=")
+
+
+def seal(document, key=KEY):
+    kid = hmac.new(key, b"yuxi-config key id", hashlib.sha256).digest()[:4].hex()
+    head = f"y1.{kid}.".encode()
+    mac = hmac.new(key, head + document.encode(), hashlib.sha256).digest()
+    return head + base64.urlsafe_b64encode(mac).rstrip(b"=") + b"." + document.encode()
+
+
+def envelopes():
+    doc = dump(BATCH)
+    good = seal(doc)
+    put("envelope", "good-batch", good)
+    put("envelope", "good-empty-document", seal(""))
+    put("envelope", "bad-unsigned", doc)
+    put("envelope", "bad-empty", "")
+    put("envelope", "bad-other-key", seal(doc, OTHER))
+    put("envelope", "bad-altered-document", good[:-3] + b"99}")
+    put("envelope", "bad-altered-mac", good[:12] + (b"A" if good[12:13] != b"A" else b"B") + good[13:])
+    put("envelope", "bad-truncated-mac", good[:40])
+    put("envelope", "bad-no-dots", good.replace(b".", b"_"))
+    put("envelope", "bad-version-2", b"y2" + good[2:])
+    put("envelope", "bad-short-id", b"y1.abc." + good[12:])
+    put("envelope", "bad-padded-mac", good[:55] + b"=" + good[55:])
 
 
 def main():
@@ -460,6 +496,7 @@ def main():
     https()
     files()
     settings()
+    envelopes()
     print(f"make_seeds: {len(written)} files under {os.path.relpath(OUT)}")
 
 

@@ -1,13 +1,21 @@
 // yuxi-configctl's Redis commands against a real Redis: lock NAME -- CMD, agents, and
 // set --wait-all with simulated agents written straight into the hash yuxi:config:agents.
 #include "admin_test_support.hpp"
+#include "core/signing.hpp"
 #include "lock/redis_connection.hpp"
+#include "redis_test_support.hpp"
 #include "yuxi/config/lock.hpp"
 
 namespace yuxi::config::test {
 namespace {
 
 using nlohmann::json;
+
+// `document` signed as an agent of the fleet signs it (or with another key).
+std::string sealed(const std::string& document, const char* key = kTestSigningKey) {
+    const KeyRing ring(*SigningKey::from_base64(key, "test key"));
+    return ring.sign(document);
+}
 
 std::int64_t now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -47,7 +55,7 @@ class RedisTest : public ::testing::Test {
                         {"segment", "yuxi-config"},
                         {"role", role},
                         {"state", "ok"}};
-        (void)redis_->command({"HSET", "yuxi:config:agents", pod, v.dump()});
+        (void)redis_->command({"HSET", "yuxi:config:agents", pod, sealed(v.dump())});
     }
 
     RedisEndpoint endpoint_;
@@ -138,6 +146,7 @@ class AgentsTest : public RedisTest {
 
     CtlResult run(std::vector<std::string> args, bool with_db = true) {
         std::vector<std::string> env = redis_env();
+        env.push_back(std::string("YUXI_CONFIG_SIGNING_KEY=") + kTestSigningKey);
         if (with_db) {
             env.push_back("DATABASE_URL=" + db_->url());
         }
@@ -185,6 +194,49 @@ TEST_F(AgentsTest, ListsAgentsWithTheirLag) {
     EXPECT_NE(r.out.find("pod-b"), std::string::npos);
 }
 
+// Reports nobody signed with the fleet's key (written by anyone who can reach Redis) are
+// neither listed nor counted; without a key the commands refuse to trust any report.
+TEST_F(AgentsTest, ForgedReportsAreNeitherListedNorCounted) {
+    ASSERT_EQ(run({"set", "k", "1"}).status, 0);
+    report("pod-real", 0, now_ms());
+    const json forged = {{"v", 1},         {"revision", 1000},   {"heartbeat_ms", now_ms()},
+                         {"segment", "x"}, {"role", "follower"}, {"state", "ok"}};
+    (void)redis_->command({"HSET", "yuxi:config:agents", "pod-unsigned", forged.dump()});
+    (void)redis_->command(
+        {"HSET", "yuxi:config:agents", "pod-other-key", sealed(forged.dump(), kOtherSigningKey)});
+    CtlResult r = run({"agents", "--json"});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    const json j = json::parse(r.out);
+    ASSERT_EQ(j["agents"].size(), 1u) << r.out;
+    EXPECT_EQ(j["agents"][0]["pod"], "pod-real");
+    EXPECT_NE(r.err.find("\"pod-unsigned\": not signed"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("\"pod-other-key\": unknown key id"), std::string::npos) << r.err;
+    // The forged reports say revision 1000: were they counted, --wait-all would not wait.
+    r = run({"set", "k", "2", "--wait-all", "--timeout", "0.5"});
+    EXPECT_EQ(r.status, 5) << describe(r);
+    EXPECT_NE(r.err.find("pod-real"), std::string::npos) << r.err;
+    // No key: nothing to verify with.
+    r = ctl({"agents"}, redis_env());
+    EXPECT_EQ(r.status, 2) << describe(r);
+    EXPECT_NE(r.err.find("YUXI_CONFIG_SIGNING_KEY"), std::string::npos) << r.err;
+    // A fleet that runs unsigned: --insecure-redis takes the reports as they are.
+    std::vector<std::string> env = redis_env();
+    env.push_back("DATABASE_URL=" + db_->url());
+    r = ctl({"agents", "--json", "--insecure-redis"}, env);
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_NE(r.out.find("pod-unsigned"), std::string::npos) << r.out;
+}
+
+TEST(KeygenTest, PrintsAFreshKeyTheAgentAccepts) {
+    const CtlResult a = ctl({"keygen"}, {});
+    const CtlResult b = ctl({"keygen"}, {});
+    ASSERT_EQ(a.status, 0) << describe(a);
+    EXPECT_NE(a.out, b.out);
+    const auto key = SigningKey::from_base64(a.out, "keygen");
+    ASSERT_TRUE(key) << key.reason();
+    EXPECT_EQ(key->secret().size(), 32u);
+}
+
 class WaitAllTest : public AgentsTest {
   protected:
     int redis_db() const override { return 13; }
@@ -205,7 +257,7 @@ TEST_F(WaitAllTest, ReturnsOnceEveryLiveAgentHasTheRevision) {
                                 {"segment", "yuxi-config"},
                                 {"role", "follower"},
                                 {"state", "ok"}};
-                (void)redis.command({"HSET", "yuxi:config:agents", pod, v.dump()});
+                (void)redis.command({"HSET", "yuxi:config:agents", pod, sealed(v.dump())});
             }
             std::this_thread::sleep_for(50ms);
         }

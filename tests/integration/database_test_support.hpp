@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cctype>
 
 #include <algorithm>
 #include <atomic>
@@ -205,7 +206,9 @@ inline std::string sql_dir() {
 inline void apply_schema(Pg& pg) {
     std::vector<fs::path> files;
     for (const auto& e : fs::directory_iterator(sql_dir())) {
-        if (e.path().extension() == ".sql") {
+        // The numbered migrations; roles.sql is applied only on request.
+        if (e.path().extension() == ".sql" &&
+            std::isdigit(static_cast<unsigned char>(e.path().filename().string()[0])) != 0) {
             files.push_back(e.path());
         }
     }
@@ -511,12 +514,12 @@ class PrivateServer {
         return {};
     }
 
-    // initdb and start. `hba` replaces pg_hba.conf when not empty.
-    bool start(const std::string& hba = {}) {
-        dir_ = temp_dir("pg");
-        ::chmod(dir_.c_str(), 0755);
-        if (::geteuid() == 0) {
-            run("chown postgres: " + shell_quote(dir_.string()), false);
+    // initdb and start. `hba` replaces pg_hba.conf when not empty; `options` are added to
+    // the server's command line (-c name=value ...).
+    bool start(const std::string& hba = {}, const std::string& options = {}) {
+        options_ = options;
+        if (dir_.empty()) {
+            make_dir();
         }
         if (!run(bin_dir() + "/initdb -D " + shell_quote(data().string()) +
                  " -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >" +
@@ -567,7 +570,7 @@ class PrivateServer {
     bool pg_ctl(const std::string& what) {
         const std::string opts = "-c listen_addresses=127.0.0.1 -p " + std::to_string(port_) +
                                  " -c unix_socket_directories=" + dir_.string() +
-                                 " -c fsync=off -c max_connections=100";
+                                 " -c fsync=off -c max_connections=100 " + options_;
         return run(bin_dir() + "/pg_ctl -D " + shell_quote(data().string()) + " -l " +
                    shell_quote((dir_ / "server.log").string()) + " -w -t 60 -o " +
                    shell_quote(opts) + " " + what + " >/dev/null 2>&1");
@@ -582,6 +585,27 @@ class PrivateServer {
 
     fs::path dir_;
     std::uint16_t port_ = 0;
+    std::string options_;
+
+  public:
+    // The server's own directory (owned by `postgres` when run as root): where certificates
+    // it reads must live.
+    const fs::path& dir() const noexcept { return dir_; }
+    // Makes `path` the server's: owned by `postgres` (when root), mode `mode`.
+    static void give_to_server(const fs::path& path, mode_t mode) {
+        ::chmod(path.c_str(), mode);
+        if (::geteuid() == 0) {
+            run("chown postgres: " + shell_quote(path.string()), false);
+        }
+    }
+    // Prepares the directory before start(), so that files can be put there first.
+    void make_dir() {
+        dir_ = temp_dir("pg");
+        ::chmod(dir_.c_str(), 0755);
+        if (::geteuid() == 0) {
+            run("chown postgres: " + shell_quote(dir_.string()), false);
+        }
+    }
 };
 
 // ---------------------------------------------------------------------------------------

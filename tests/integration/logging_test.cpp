@@ -49,6 +49,7 @@ TEST(JsonFormatter, WritesOneValidObjectPerLineWhateverTheMessage) {
 
 constexpr std::string_view kPassword = "Sup3rS3cret";
 constexpr std::string_view kRedisPassword = "R3d1sP4ssw0rd";
+constexpr std::string_view kSigningKey = "eXV4aS1jb25maWctdGVzdC1zaWduaW5nLWtleS0wMDE=";
 constexpr std::string_view kCanary = "VALUE-CANARY-123";
 
 class LoggingTest : public ::testing::TestWithParam<std::string> {
@@ -103,7 +104,8 @@ TEST_P(LoggingTest, SecretsNeverReachTheLog) {
     agent_.spawn({"--http", "127.0.0.1:0", "--segment", segment_},
                  {"CONFIG_MODE=database", "DATABASE_URL=" + url, "LOG_LEVEL=trace",
                   "LOG_FORMAT=" + GetParam(), "REDIS_HOST=127.0.0.1", "REDIS_PORT=1",
-                  "REDIS_PASSWORD=" + std::string(kRedisPassword)},
+                  "REDIS_PASSWORD=" + std::string(kRedisPassword),
+                  "YUXI_CONFIG_SIGNING_KEY=" + std::string(kSigningKey)},
                  log());
     std::this_thread::sleep_for(3s);
     const Exit e = agent_.stop();
@@ -112,6 +114,8 @@ TEST_P(LoggingTest, SecretsNeverReachTheLog) {
     const std::string text = read_text(log());
     EXPECT_EQ(text.find(kPassword), std::string::npos);
     EXPECT_EQ(text.find(kRedisPassword), std::string::npos);
+    EXPECT_EQ(text.find(kSigningKey), std::string::npos);
+    EXPECT_EQ(text.find("yuxi-config-test-signing-key"), std::string::npos);
     EXPECT_NE(text.find("127.0.0.1:1"), std::string::npos) << "the redacted URL is logged";
     expect_lines_well_formed(text);
 

@@ -16,6 +16,11 @@
 
 namespace yuxi::config::test {
 
+// The fleet's signing key in the tests (base64 of "yuxi-config-test-signing-key-001"), and
+// another one (…-002) that the fleet does not know.
+inline constexpr const char* kTestSigningKey = "eXV4aS1jb25maWctdGVzdC1zaWduaW5nLWtleS0wMDE=";
+inline constexpr const char* kOtherSigningKey = "eXV4aS1jb25maWctdGVzdC1zaWduaW5nLWtleS0wMDI=";
+
 inline std::string redis_server_bin() {
     if (auto v = env_var("YUXI_TEST_REDIS_SERVER")) {
         return *v;

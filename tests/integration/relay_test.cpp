@@ -1,212 +1,12 @@
 // The relay and its followers against a real PostgreSQL (a fresh database per test on
 // YUXI_TEST_DATABASE_URL's server, or a private server for the outage tests) and a private
 // redis-server per test: fan-out, hand-over under SIGKILL, catch-up through the stream and
-// the L2 snapshot, Redis outages, replicas, bad input. (Over 600 lines: the scenarios share
-// the fleet fixture below, and each reads best next to it.)
-#include <regex>
-
-#include "database_test_support.hpp"
-#include "redis_test_support.hpp"
+// the L2 snapshot, Redis outages, replicas, bad input. The fleet fixture is in
+// relay_test_support.hpp.
+#include "relay_test_support.hpp"
 
 namespace yuxi::config::test {
 namespace {
-
-constexpr int kFleet = 5;
-
-// The revisions an agent's log says it published, in log order.
-std::vector<std::uint64_t> published_revisions(const std::string& log) {
-    static const std::regex re("published revision ([0-9]+)");
-    std::vector<std::uint64_t> out;
-    for (auto it = std::sregex_iterator(log.begin(), log.end(), re); it != std::sregex_iterator();
-         ++it) {
-        out.push_back(std::stoull((*it)[1].str()));
-    }
-    return out;
-}
-
-// GET `path` over HTTP/1.0 from 127.0.0.1:port; the whole response, or "" on failure.
-std::string http_get(std::uint16_t port, const std::string& path) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    std::string out;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-        const std::string req = "GET " + path + " HTTP/1.0\r\n\r\n";
-        if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
-            char buf[4096];
-            ssize_t n = 0;
-            while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
-                out.append(buf, static_cast<std::size_t>(n));
-            }
-        }
-    }
-    ::close(fd);
-    return out;
-}
-
-class RelayTest : public ::testing::Test {
-  protected:
-    void SetUp() override {
-        const auto url = env_var("YUXI_TEST_DATABASE_URL");
-        if (!url) {
-            GTEST_SKIP() << "YUXI_TEST_DATABASE_URL is not set (scripts/test-servers)";
-        }
-        if (redis_server_bin().empty()) {
-            GTEST_SKIP() << "no redis-server";
-        }
-        ASSERT_TRUE(redis_.start());
-        dir_ = temp_dir("relay");
-        db_ = std::make_unique<TestDatabase>(*url);
-        pg_ = std::make_unique<Pg>(db_->url());
-        pg_->exec(
-            "INSERT INTO system_configs (key, value, category) VALUES "
-            "('sentinel', '\"always here\"', 'basic')");
-        tag_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    }
-
-    void TearDown() override {
-        for (auto& a : agents_) {
-            a->kill();
-        }
-        for (int i = 0; i < static_cast<int>(agents_.size()); ++i) {
-            if (HasFailure()) {
-                // The end of the log: where a failure shows.
-                const std::string log = read_text(log_path(i));
-                std::cerr << "--- agent " << i << " log (last 12000 bytes):\n"
-                          << log.substr(log.size() > 12000 ? log.size() - 12000 : 0);
-            }
-            unlink_segment(segment(i));
-        }
-        pg_.reset();
-        db_.reset();
-        redis_.kill();
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-
-    std::string segment(int i) const { return unique_segment(tag_ + "-" + std::to_string(i)); }
-    fs::path log_path(int i) const { return dir_ / ("agent" + std::to_string(i) + ".log"); }
-
-    std::vector<std::string> agent_env(int i, std::uint16_t redis_port) const {
-        return {"REDIS_HOST=127.0.0.1", "REDIS_PORT=" + std::to_string(redis_port),
-                "POD_NAME=pod" + std::to_string(i), "YUXI_CONFIG_RELAY_LEASE_TTL=1s",
-                "YUXI_CONFIG_SAFETY_POLL=500ms"};
-    }
-
-    // Starts agent i (a new one, or again after a stop) with `extra` environment.
-    Agent& start_agent(int i, const std::vector<std::string>& extra = {},
-                       const std::string& url = {}) {
-        while (static_cast<int>(agents_.size()) <= i) {
-            agents_.push_back(std::make_unique<Agent>());
-        }
-        while (static_cast<int>(http_ports_.size()) <= i) {
-            // Only where a test reads /metrics: a port picked here is free now, not
-            // when the agent binds it. Distinct within the test at least.
-            std::uint16_t port = 0;
-            while (with_http_ && (port == 0 || std::find(http_ports_.begin(), http_ports_.end(),
-                                                         port) != http_ports_.end())) {
-                port = free_port();
-            }
-            http_ports_.push_back(port);
-        }
-        std::vector<std::string> env = agent_env(i, redis_.port());
-
-        env.insert(env.end(), extra.begin(), extra.end());
-        // A flag: the harness's own YUXI_CONFIG_HTTP comes first in the environment.
-        agents_[i]->start(url.empty() ? db_->url() : url, segment(i), log_path(i),
-                          {"--http", "127.0.0.1:" + std::to_string(http_ports_[i])}, env);
-        return *agents_[i];
-    }
-
-    Client client(int i, std::chrono::milliseconds timeout = 20s) {
-        auto c = open_when_ready(segment(i), timeout);
-        if (!c) {
-            throw std::runtime_error("no segment " + segment(i));
-        }
-        return std::move(*c);
-    }
-
-    // The agents whose log's last lease event is "taken".
-    std::vector<int> leaders() const {
-        std::vector<int> out;
-        for (int i = 0; i < static_cast<int>(agents_.size()); ++i) {
-            if (!agents_[i]->running()) {
-                continue;
-            }
-            const std::string log = agents_[i]->log();
-            const auto taken = log.rfind("relay lease taken");
-            const auto lost = log.rfind("relay lease lost");
-            if (taken != std::string::npos && (lost == std::string::npos || lost < taken)) {
-                out.push_back(i);
-            }
-        }
-        return out;
-    }
-
-    // The one agent that holds the lease, or -1 (none, or a hand-over in progress).
-    int leader() const {
-        const auto l = leaders();
-        return l.size() == 1 ? l[0] : -1;
-    }
-
-    // Agent 0 as the relay, then agent 1 as its follower, in step with the database.
-    Client start_relay_and_follower() {
-        start_agent(0);
-        (void)client(0);
-        EXPECT_TRUE(eventually([&] { return leader() == 0; }));
-        start_agent(1);
-        Client follower = client(1);
-        expect_converged(follower, *pg_);
-        return follower;
-    }
-
-    int agent_connections() {
-        return std::stoi(pg_->scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'yuxi-config-agent' "
-            "AND datname = current_database()"));
-    }
-
-    // Role → pod, from the agents hash (a role held by two pods keeps one of them, and
-    // the size tells).
-    std::map<std::string, std::string> roles() const {
-        std::map<std::string, std::string> out;
-        auto r = redis().command({"HGETALL", "yuxi:config:agents"});
-        std::size_t seen = 0;
-        for (std::size_t k = 0; k + 1 < r->elements; k += 2, ++seen) {
-            const std::string pod(r->element[k]->str, r->element[k]->len);
-            const std::string v(r->element[k + 1]->str, r->element[k + 1]->len);
-            for (const char* role : {"relay", "follower", "direct"}) {
-                if (v.find("\"role\":\"" + std::string(role) + "\"") != std::string::npos) {
-                    out[role] = pod;
-                }
-            }
-        }
-        if (out.size() != seen) {
-            out.clear();  // two pods in one role
-        }
-        return out;
-    }
-
-    detail::RedisConnection redis() const { return detail::RedisConnection(redis_.endpoint()); }
-
-    void write(const std::string& key, const std::string& json) {
-        pg_->exec(
-            "INSERT INTO system_configs (key, value) VALUES ($1, $2::jsonb) ON CONFLICT (key) DO "
-            "UPDATE SET value = EXCLUDED.value",
-            {key, json});
-    }
-
-    PrivateRedis redis_;
-    fs::path dir_;
-    std::string tag_;
-    std::unique_ptr<TestDatabase> db_;
-    std::unique_ptr<Pg> pg_;
-    std::vector<std::unique_ptr<Agent>> agents_;
-    std::vector<std::uint16_t> http_ports_;  // 0: no HTTP server
-    bool with_http_ = false;
-};
 
 TEST_F(RelayTest, WriteReachesEveryAgentWhileOneHoldsTheDatabase) {
     with_http_ = true;
@@ -454,20 +254,23 @@ TEST_F(RelayTest, GarbageOnTheChannelAndBadSnapshotsAreIgnored) {
     EXPECT_TRUE(
         until_published(follower, [&] { return follower.get("after_garbage").has_value(); }));
     EXPECT_TRUE(eventually(
-        [&] { return agents_[1]->log_contains("refused a pubsub document (malformed)"); }));
+        [&] { return agents_[1]->log_contains("refused a pubsub document (signature)"); }));
 
     // A corrupt snapshot and a foreign version: a new follower never loads them. (The
     // relay rewrites the snapshot only on its timer, every minute by default.)
+    // Signed with the fleet's key (an insider's mistake, not a forgery): the checks behind
+    // the signature still hold.
     (void)r.command({"SET", "yuxi:config:snapshot",
-                     R"({"v":1,"revision":5,"count":1,"checksum":"0000000000000000",)"
-                     R"("entries":[{"ns":"config","key":"evil","value":"1"}]})"});
+                     sealed(R"({"v":1,"revision":5,"created_ms":)" + std::to_string(unix_now_ms()) +
+                            R"(,"count":1,"checksum":"0000000000000000",)"
+                            R"("entries":[{"ns":"config","key":"evil","value":"1"}]})")});
     start_agent(2);
     Client fresh = client(2);
     expect_converged(fresh, *pg_);
     EXPECT_FALSE(fresh.get("evil").has_value());
     EXPECT_TRUE(
         eventually([&] { return agents_[2]->log_contains("yuxi:config:snapshot: the checksum"); }));
-    (void)r.command({"SET", "yuxi:config:snapshot", R"({"v":2,"revision":5})"});
+    (void)r.command({"SET", "yuxi:config:snapshot", sealed(R"({"v":2,"revision":5})")});
     agents_[2]->stop();
     unlink_segment(segment(2));
     start_agent(2);
@@ -506,12 +309,17 @@ TEST_F(RelayTest, HostileDocumentsNeverStopTheFleet) {
         }
     }
     ASSERT_GT(batches.size(), 100u);
+    // Each bad document twice: unsigned, as anyone with access to Redis could send it (the
+    // signature check refuses it), and signed with the fleet's key, as only an insider
+    // could (the decoders refuse it).
     std::uint64_t seq = 0;
     for (const std::string& doc : batches) {
-        (void)r.command({"PUBLISH", "yuxi:config:changes", doc});
-        // As the stream entry that would come next, under the right field and a wrong one.
-        const std::string id = std::to_string(head + 1) + "-" + std::to_string(++seq);
-        (void)r.command({"XADD", "yuxi:config:log", id, seq % 2 == 0 ? "d" : "x", doc});
+        for (const std::string& text : {doc, sealed(doc)}) {
+            (void)r.command({"PUBLISH", "yuxi:config:changes", text});
+            // As the stream entry that would come next, under the right field and a wrong one.
+            const std::string id = std::to_string(head + 1) + "-" + std::to_string(++seq);
+            (void)r.command({"XADD", "yuxi:config:log", id, seq % 4 < 2 ? "d" : "x", text});
+        }
         ++sent;
     }
     (void)r.command(
@@ -519,17 +327,22 @@ TEST_F(RelayTest, HostileDocumentsNeverStopTheFleet) {
     (void)r.command({"HSET", "yuxi:config:agents", "\x1b]0;pwned\x07", "{\"v\":1}", "pod-junk",
                      "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]"
                      "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"});
-    // Hostile snapshots, each followed by a wake-up that sends the followers to it.
+    // Hostile snapshots (signed, and one not), each followed by a signed wake-up that sends
+    // the followers to it.
     std::size_t snapshots = 0;
+    const auto fence_reply = r.command({"GET", "yuxi:config:relay:fence"});
+    const std::string fence(fence_reply->str, fence_reply->len);
     for (const auto& f : fs::directory_iterator(corpus / "snapshot")) {
         const std::string name = f.path().filename().string();
         if (!name.starts_with("bad-") || ++snapshots > 8) {
             continue;
         }
-        (void)r.command({"SET", "yuxi:config:snapshot", read_text(f.path())});
+        const std::string doc = read_text(f.path());
+        (void)r.command({"SET", "yuxi:config:snapshot", snapshots == 1 ? doc : sealed(doc)});
         (void)r.command({"PUBLISH", "yuxi:config:changes",
-                         R"({"v":1,"revision":)" + std::to_string(head + 500 + snapshots) +
-                             R"(,"prev":)" + std::to_string(head + 499 + snapshots) + "}"});
+                         sealed(R"({"v":1,"revision":)" + std::to_string(head + 500 + snapshots) +
+                                R"(,"prev":)" + std::to_string(head + 499 + snapshots) +
+                                R"(,"fence":)" + fence + "}")});
         std::this_thread::sleep_for(100ms);
     }
     // Every agent alive, serving what it served, and counting what it refused.
@@ -545,22 +358,23 @@ TEST_F(RelayTest, HostileDocumentsNeverStopTheFleet) {
         }
         EXPECT_TRUE(eventually([&] {
             const std::string m = http_get(http_ports_[i], "/metrics");
-            return m.find(
-                       "yuxi_config_rejected_documents_total{source=\"pubsub\",reason=\"mal"
-                       "formed\"} " +
-                       std::to_string(sent)) != std::string::npos &&
-                   m.find(
-                       "yuxi_config_rejected_documents_total{source=\"snapshot\",reason=\"mal"
-                       "formed\"}") != std::string::npos &&
-                   m.find(
-                       "yuxi_config_rejected_documents_total{source=\"stream\",reason=\"mal"
-                       "formed\"}") != std::string::npos;
+            const auto has = [&](std::string_view source, std::string_view reason,
+                                 std::string_view count) {
+                return m.find("yuxi_config_rejected_documents_total{source=\"" +
+                              std::string(source) + "\",reason=\"" + std::string(reason) + "\"} " +
+                              std::string(count)) != std::string::npos;
+            };
+            const std::string n = std::to_string(sent);
+            return has("pubsub", "malformed", n) && has("pubsub", "signature", n) &&
+                   has("snapshot", "malformed", "") && has("snapshot", "signature", "") &&
+                   has("stream", "malformed", "") && has("stream", "signature", "");
         })) << http_get(http_ports_[i], "/metrics");
     }
     // `agents` shows the real agents and warns about the rest, on one line each.
     const std::string cmd = "DATABASE_URL='" + db_->url() +
                             "' REDIS_HOST=127.0.0.1 REDIS_PORT=" + std::to_string(redis_.port()) +
-                            " " + YUXI_CONFIGCTL_BIN + " agents 2>&1";
+                            " YUXI_CONFIG_SIGNING_KEY=" + kTestSigningKey + " " +
+                            YUXI_CONFIGCTL_BIN + " agents 2>&1";
     FILE* p = ::popen(cmd.c_str(), "r");
     ASSERT_NE(p, nullptr);
     char buf[4096];
@@ -589,7 +403,8 @@ TEST_F(RelayTest, WrongRedisPasswordIsReportedAndPostgresStillServes) {
     agents_.push_back(std::make_unique<Agent>());
     agents_[0]->start(db_->url(), segment(0), log_path(0), {},
                       {"REDIS_HOST=127.0.0.1", "REDIS_PORT=" + std::to_string(locked.port()),
-                       "REDIS_PASSWORD=Wr0ngSecret", "YUXI_CONFIG_SAFETY_POLL=300ms"});
+                       "REDIS_PASSWORD=Wr0ngSecret", "YUXI_CONFIG_SAFETY_POLL=300ms",
+                       std::string("YUXI_CONFIG_SIGNING_KEY=") + kTestSigningKey});
     Client c = client(0);
     write("without_redis", "1");
     EXPECT_TRUE(until_published(c, [&] { return c.get("without_redis").has_value(); }));
@@ -676,7 +491,8 @@ TEST_F(RelayTest, SetWaitAllReturnsOnceEveryAgentHasTheWrite) {
         return redis().command_integer({"HLEN", "yuxi:config:agents"}) == 3;
     }));
     const std::string env = "DATABASE_URL='" + db_->url() +
-                            "' REDIS_HOST=127.0.0.1 REDIS_PORT=" + std::to_string(redis_.port());
+                            "' REDIS_HOST=127.0.0.1 REDIS_PORT=" + std::to_string(redis_.port()) +
+                            " YUXI_CONFIG_SIGNING_KEY=" + kTestSigningKey;
     for (int n = 0; n < 5; ++n) {
         const std::string value = "\"round " + std::to_string(n) + "\"";
         const std::string cmd = env + " " + YUXI_CONFIGCTL_BIN + " set waited '" + value +

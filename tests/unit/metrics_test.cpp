@@ -37,6 +37,8 @@ const std::map<std::string, std::string> kFamilies = {
     {"yuxi_config_resyncs_total", "counter"},
     {"yuxi_config_errors_total", "counter"},
     {"yuxi_config_relay_leader", "gauge"},
+    {"yuxi_config_insecure", "gauge"},
+    {"yuxi_config_snapshot_age_seconds", "gauge"},
     {"yuxi_config_l2_snapshot_loads_total", "counter"},
     {"yuxi_config_rejected_documents_total", "counter"},
     {"yuxi_config_build_info", "gauge"},

@@ -11,6 +11,8 @@
 namespace yuxi::config::agent {
 namespace {
 
+constexpr const char* kKey = "eXV4aS1jb25maWctdGVzdC1zaWduaW5nLWtleS0wMDE=";
+
 using Env = std::map<std::string, std::string, std::less<>>;
 
 Options parse(std::vector<std::string_view> args, const Env& env = {}) {
@@ -261,6 +263,35 @@ TEST(OptionsTest, CatchupBatch) {
     }
 }
 
+// Database mode with Redis signs its documents: without a key it refuses to start, naming
+// every way to give one; a key that is not one is refused without quoting it.
+TEST(OptionsTest, SigningIsRequiredWithRedisAndKeysAreChecked) {
+    const std::vector<std::string_view> redis = {
+        "--mode", "database", "--database-url", "postgresql://h/db", "--redis-host", "r"};
+    const std::string refused = error_of(redis);
+    for (const char* name : {"YUXI_CONFIG_SIGNING_KEY", "--signing-key-file", "--insecure-redis"}) {
+        EXPECT_NE(refused.find(name), std::string::npos) << refused;
+    }
+    const Options signed_ = parse(redis, {{"YUXI_CONFIG_SIGNING_KEY", kKey}});
+    EXPECT_TRUE(signed_.signing.configured());
+    EXPECT_FALSE(signed_.signing.insecure);
+    const std::string short_key = "c2hvcnQ=";  // "short"
+    const std::string bad = error_of(redis, {{"YUXI_CONFIG_SIGNING_KEY", short_key}});
+    EXPECT_NE(bad.find("YUXI_CONFIG_SIGNING_KEY holds 5 bytes"), std::string::npos) << bad;
+    EXPECT_EQ(bad.find(short_key), std::string::npos) << bad;
+    EXPECT_NE(error_of(redis, {{"YUXI_CONFIG_SIGNING_KEY", "not base64!"}}).find("not base64"),
+              std::string::npos);
+    std::vector<std::string_view> with_file = redis;
+    with_file.insert(with_file.end(), {"--signing-key-file", "/nonexistent/key"});
+    EXPECT_NE(error_of(with_file).find("cannot read /nonexistent/key"), std::string::npos);
+    // Where Redis is not used the keys are not read (one ConfigMap may serve both modes).
+    EXPECT_EQ(error_of({"--signing-key-file", "/nonexistent/key"}), "");
+    // File mode, and database mode without Redis, need no key.
+    EXPECT_FALSE(
+        parse({"--mode", "database", "--database-url", "postgresql://h/db"}).signing.configured());
+    EXPECT_EQ(parse({"--snapshot-max-age", "2h"}).snapshot_max_age, std::chrono::hours(2));
+}
+
 TEST(OptionsTest, RedisAndRelaySettings) {
     const Options none = parse({"--mode", "database", "--database-url", "postgresql://h/db"});
     EXPECT_FALSE(none.redis.enabled());
@@ -271,6 +302,7 @@ TEST(OptionsTest, RedisAndRelaySettings) {
                              "--redis-port", "6380", "--redis-db", "2", "--log-format", "json"},
                             {{"REDIS_HOST", "redis.local"},
                              {"REDIS_PASSWORD", "s3cret"},
+                             {"YUXI_CONFIG_SIGNING_KEY", kKey},
                              {"POD_NAME", "api-7"},
                              {"YUXI_CONFIG_SNAPSHOT_TTL", "60s"}});
     EXPECT_EQ(o.redis.host, "redis.local");
@@ -283,7 +315,8 @@ TEST(OptionsTest, RedisAndRelaySettings) {
     EXPECT_TRUE(o.relay_enabled());
 
     const Options off = parse({"--mode", "database", "--database-url", "postgresql://h/db",
-                               "--redis-host", "r", "--relay", "off"});
+                               "--redis-host", "r", "--relay", "off", "--insecure-redis"});
+    EXPECT_TRUE(off.signing.insecure);
     EXPECT_FALSE(off.relay_enabled());
     EXPECT_TRUE(off.redis.enabled());
 

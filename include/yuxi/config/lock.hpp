@@ -79,15 +79,16 @@ namespace yuxi::config {
 struct RedisEndpoint {
     std::string host = "127.0.0.1";
     std::uint16_t port = 6379;
+    std::string username;  // Redis 6 ACL user; empty: AUTH with the password alone
     std::string password;  // empty: no AUTH
     int db = 0;            // SELECTed after connecting when not 0
     std::chrono::milliseconds connect_timeout{2000};
     std::chrono::milliseconds command_timeout{2000};
 
-    // REDIS_HOST (default 127.0.0.1), REDIS_PORT (default 6379), REDIS_PASSWORD (default
-    // none), REDIS_DB (default 0); an unset or empty variable takes the default.
-    // Throws std::invalid_argument naming the variable if REDIS_PORT is not 1-65535 or
-    // REDIS_DB is not a non-negative integer.
+    // REDIS_HOST (default 127.0.0.1), REDIS_PORT (default 6379), REDIS_USERNAME and REDIS_PASSWORD
+    // (default none), REDIS_DB (default 0); an unset or empty variable takes the default. Throws
+    // std::invalid_argument naming the variable if REDIS_PORT is not 1-65535 or REDIS_DB is not a
+    // non-negative integer.
     static RedisEndpoint from_env();
 };
 

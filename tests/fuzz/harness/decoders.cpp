@@ -23,6 +23,7 @@
 #include "core/agent_report.hpp"
 #include "core/change_message.hpp"
 #include "core/database_url.hpp"
+#include "core/signing.hpp"
 #include "core/toml_json.hpp"
 
 namespace yuxi::config::harness {
@@ -345,12 +346,23 @@ Outcome options(std::string_view input) {
     // Any other exception escapes: libFuzzer reports it as a crash.
 }
 
+// The harness's key: base64 of "yuxi-config-test-signing-key-001" (make_seeds.py's KEY).
+Outcome envelope(std::string_view input) {
+    static const KeyRing ring(
+        *SigningKey::from_base64("eXV4aS1jb25maWctdGVzdC1zaWduaW5nLWtleS0wMDE=", "harness"));
+    const auto document = ring.verify(input);
+    if (document && ring.sign(*document) != input) {
+        broken("envelope", "a verified envelope is the one signing its document makes");
+    }
+    return outcome("envelope", document);
+}
+
 struct Entry {
     std::string_view name;
     Outcome (*run)(std::string_view);
 };
 
-constexpr std::array<Entry, 11> kDecoders = {{
+constexpr std::array<Entry, 12> kDecoders = {{
     {"batch", batch},
     {"snapshot", snapshot},
     {"stream", stream},
@@ -362,6 +374,7 @@ constexpr std::array<Entry, 11> kDecoders = {{
     {"json_file", json_file},
     {"database_url", database_url},
     {"options", options},
+    {"envelope", envelope},
 }};
 
 }  // namespace
