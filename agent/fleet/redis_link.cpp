@@ -143,10 +143,17 @@ void RedisLink::handshake() {
         };
     };
     if (!options_.password.empty()) {
-        (void)send({"AUTH", options_.password}, step("AUTH (check REDIS_PASSWORD)"));
+        (void)send(options_.auth_user.empty()
+                       ? std::vector<std::string>{"AUTH", options_.password}
+                       : std::vector<std::string>{"AUTH", options_.auth_user, options_.password},
+                   step("AUTH (check REDIS_PASSWORD)"));
     }
     if (options_.db != 0) {
         (void)send({"SELECT", std::to_string(options_.db)}, step("SELECT (check REDIS_DB)"));
+    }
+    if (options_.subscribe_channel.empty() && options_.require_primary) {
+        (void)send({"ROLE"}, [this](Reply r) { role_checked(r); });
+        return;
     }
     if (options_.subscribe_channel.empty()) {
         (void)send({"PING"}, [this](Reply r) {

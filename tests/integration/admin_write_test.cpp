@@ -68,7 +68,9 @@ TEST_F(SchemaTest, AppliesOnceOnADatabaseWhereTheSeedTablesHoldData) {
     EXPECT_EQ(value_of("embed_model"), "\"bge-m3\"");
 
     r = db_ctl({"schema", "status"});
-    EXPECT_EQ(r.out, "applied  001_seed_tables.sql\napplied  002_change_log.sql\n");
+    EXPECT_EQ(r.out,
+              "applied  001_seed_tables.sql\napplied  002_change_log.sql\napplied  "
+              "003_high_availability.sql\n");
 }
 
 TEST_F(SchemaTest, ConcurrentRunsApplyEachMigrationOnce) {
