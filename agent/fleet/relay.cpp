@@ -289,9 +289,10 @@ void Relay::renew() {
                                     : "it expired");
             } else if (snapshot_due_) {
                 // Back after an outage and still the relay: Redis may have lost the
-                // snapshot and missed batches, so the followers get a fresh one now.
+                // snapshot and missed batches (a failover), so the followers get a fresh
+                // one now, and a wake-up at our revision that sends them to it.
                 snapshot_due_ = false;
-                write_snapshot(std::nullopt);
+                announce_after_outage();
             }
         });
 }

@@ -140,6 +140,10 @@ class Relay {
     void finish_sync();
     // relay_history.cpp: the rewind record, written by the relay, checked by followers.
     void publish_rewind();
+    // After a Redis outage or failover: the snapshot, and a wake-up at the applied
+    // revision in the stream and on pub/sub, so that a follower that missed batches (and
+    // one that subscribes only later) is sent to the snapshot.
+    void announce_after_outage();
     void check_history();
     void history_reply(const redisReply* reply);
     void fall_back_to_postgres(std::string_view why);

@@ -55,6 +55,26 @@ void Relay::publish_rewind() {
         revision);
 }
 
+void Relay::announce_after_outage() {
+    const std::uint64_t revision = host_.applied_revision();
+    if (revision == 0 || !primary_->up()) {
+        return;
+    }
+    write_snapshot(std::nullopt);
+    Batch wake;
+    wake.revision = revision;
+    wake.prev = revision - 1;
+    wake.fence = fence_;
+    wake.wakeup = true;
+    const std::string doc = encode_batch(wake);
+    // Refused if the stream already has this revision (nothing was lost): that is fine.
+    primary_->command({"XADD", std::string(kLogStream), "MAXLEN", "~",
+                       std::to_string(options_.stream_length), std::to_string(revision) + "-0",
+                       std::string(kLogStreamField), doc},
+                      nullptr);
+    primary_->command({"PUBLISH", std::string(kChangesChannel), doc}, nullptr);
+}
+
 void Relay::check_history() {
     const bool sent = reader().command({"GET", std::string(kHistoryKey)},
                                        [this](const redisReply* r) { history_reply(r); });

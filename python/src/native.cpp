@@ -376,7 +376,7 @@ void bind_lock(py::module_& m) {
     lock_error_type = PyErr_NewExceptionWithDoc(
         "yuxi_config._native.LockError",
         "Redis could not be used for the lock, or the lock was not acquired in time. "
-        "`kind`: connect, auth, protocol, io or timeout.",
+        "`kind`: connect, auth, protocol, io, replication or timeout.",
         PyExc_RuntimeError, nullptr);
     m.attr("LockError") = py::handle(lock_error_type);
     py::register_exception_translator([](std::exception_ptr p) {

@@ -31,21 +31,6 @@ std::string http_get(std::uint16_t port, const std::string& path) {
     return out;
 }
 
-std::string shell_output(const std::string& command) {
-    std::string out;
-    FILE* p = ::popen(command.c_str(), "r");
-    if (p == nullptr) {
-        return out;
-    }
-    char buf[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
-        out.append(buf, n);
-    }
-    ::pclose(p);
-    return out;
-}
-
 std::string value_in(const Client& c, const std::string& key) {
     const Snapshot s = c.snapshot();
     const auto v = s.get(key);

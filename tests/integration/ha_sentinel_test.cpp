@@ -129,6 +129,13 @@ TEST_P(SentinelHaTest, FleetFollowsAFailoverUnderAWriterStorm) {
             EXPECT_TRUE(agents_[i]->log_contains("asking 127.0.0.1:")) << "agent " << i;
         }
     }
+    // yuxi-configctl finds the new primary through the Sentinels too.
+    const std::string listed =
+        shell_output("REDIS_SENTINELS=" + cluster_.sentinel_list() + " REDIS_SENTINEL_MASTER=ha " +
+                     YUXI_CONFIGCTL_BIN + " agents 2>&1");
+    for (int i = 0; i < kAgents; ++i) {
+        EXPECT_NE(listed.find("pod" + std::to_string(i)), std::string::npos) << listed;
+    }
     // Exactly one relay after the failover, on the new primary.
     RedisEndpoint e = cluster_.replica().endpoint();
     detail::RedisConnection c(e);

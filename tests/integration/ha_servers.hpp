@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <sys/stat.h>
+#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -22,6 +23,22 @@
 #include "support/process.hpp"
 
 namespace yuxi::config::test {
+
+// What `command` (run by sh) prints on stdout.
+inline std::string shell_output(const std::string& command) {
+    std::string out;
+    FILE* p = ::popen(command.c_str(), "r");
+    if (p == nullptr) {
+        return out;
+    }
+    char buf[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
+        out.append(buf, n);
+    }
+    ::pclose(p);
+    return out;
+}
 
 // One PostgreSQL server in a directory of its own: a primary (initdb) or a standby of
 // another node (pg_basebackup -R, streaming), run as `postgres` when we are root.
