@@ -23,6 +23,7 @@
 
 #include "cli/database.hpp"
 #include "core/agent_report.hpp"
+#include "core/host_port.hpp"
 #include "core/redis_keys.hpp"
 #include "core/text.hpp"
 #include "lock/redis_connection.hpp"
@@ -58,6 +59,16 @@ RedisEndpoint endpoint(const CommandLine& cl) {
     }
     if (const auto p = cl.value("--redis-port")) {
         e.port = static_cast<std::uint16_t>(parse_revision("--redis-port", *p));
+    }
+    if (const auto list = cl.value("--redis-sentinels")) {
+        if (!parse_host_list(*list, 26379)) {
+            throw UsageError("option '--redis-sentinels' needs host:port,...: " +
+                             parse_host_list(*list, 26379).reason());
+        }
+        e.sentinels = {*list};
+    }
+    if (const auto master = cl.value("--redis-sentinel-master")) {
+        e.sentinel_master = *master;
     }
     return e;
 }

@@ -33,8 +33,12 @@ void RedisLink::retarget(std::string host, std::uint16_t port) {
     if (host == options_.host && port == options_.port && context_ != nullptr) {
         return;
     }
-    spdlog::info("{}: moving to Redis at {}:{} (was {}:{})", options_.name, host, port,
-                 options_.host, options_.port);
+    if (options_.host.empty()) {
+        spdlog::debug("{}: Redis at {}:{}", options_.name, host, port);  // the first address
+    } else {
+        spdlog::info("{}: moving to Redis at {}:{} (was {}:{})", options_.name, host, port,
+                     options_.host, options_.port);
+    }
     options_.host = std::move(host);
     options_.port = port;
     if (stopping_ || !reconnect_timer_) {

@@ -131,8 +131,8 @@ TEST_P(SentinelHaTest, FleetFollowsAFailoverUnderAWriterStorm) {
     }
     // yuxi-configctl finds the new primary through the Sentinels too.
     const std::string listed =
-        shell_output("REDIS_SENTINELS=" + cluster_.sentinel_list() + " REDIS_SENTINEL_MASTER=ha " +
-                     YUXI_CONFIGCTL_BIN + " agents 2>&1");
+        shell_output(std::string(YUXI_CONFIGCTL_BIN) + " agents --redis-sentinels " +
+                     cluster_.sentinel_list() + " --redis-sentinel-master ha 2>&1");
     for (int i = 0; i < kAgents; ++i) {
         EXPECT_NE(listed.find("pod" + std::to_string(i)), std::string::npos) << listed;
     }
