@@ -257,6 +257,8 @@ class SentinelCluster {
         return 0;
     }
 
+    // Replicas of the server at `port` that finished their first sync ("state=online" in
+    // INFO replication), so that a WAIT can count them; -1 if it cannot be asked.
     static long long connected_replicas(std::uint16_t port) {
         try {
             RedisEndpoint e;
@@ -264,11 +266,17 @@ class SentinelCluster {
             e.connect_timeout = 500ms;
             e.command_timeout = 500ms;
             detail::RedisConnection c(e);
-            auto r = c.command({"ROLE"});
-            if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3 &&
-                r->element[2]->type == REDIS_REPLY_ARRAY) {
-                return static_cast<long long>(r->element[2]->elements);
+            auto r = c.command({"INFO", "replication"});
+            if (r->type != REDIS_REPLY_STRING) {
+                return -1;
             }
+            const std::string info(r->str, r->len);
+            long long online = 0;
+            for (auto at = info.find("state=online"); at != std::string::npos;
+                 at = info.find("state=online", at + 1)) {
+                ++online;
+            }
+            return online;
         } catch (const std::exception&) {
         }
         return -1;
