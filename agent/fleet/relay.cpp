@@ -191,6 +191,7 @@ void Relay::primary_up() {
     if (metrics_ != nullptr) {
         metrics_->set_source_up("redis", true);
     }
+    learn_history();
     heartbeat();
     if (role_ == Role::follower) {
         try_acquire();

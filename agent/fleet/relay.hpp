@@ -145,6 +145,9 @@ class Relay {
     // one that subscribes only later) is sent to the snapshot.
     void announce_after_outage();
     void check_history();
+    // The record as it is when this agent first reaches Redis, whatever its role, so that
+    // only a rewind after that one reloads it (a leader that becomes a follower too).
+    void learn_history();
     void history_reply(const redisReply* reply);
     void fall_back_to_postgres(std::string_view why);
     void write_snapshot(std::optional<Batch> then_publish);

@@ -43,6 +43,8 @@ void Relay::publish_rewind() {
     primary_->command({"DEL", std::string(kLogStream)}, nullptr);
     write_snapshot(std::nullopt);
     primary_->command({"SET", std::string(kHistoryKey), encode_history_record(record)}, nullptr);
+    history_id_ = record.id;  // ours: no reason to reload if this agent becomes a follower
+    history_known_ = true;
     Batch wake;
     wake.revision = revision;
     wake.prev = revision - 1;
@@ -68,11 +70,28 @@ void Relay::announce_after_outage() {
     wake.wakeup = true;
     const std::string doc = encode_batch(wake);
     // Refused if the stream already has this revision (nothing was lost): that is fine.
-    primary_->command({"XADD", std::string(kLogStream), "MAXLEN", "~",
-                       std::to_string(options_.stream_length), std::to_string(revision) + "-0",
-                       std::string(kLogStreamField), doc},
-                      nullptr);
+    primary_->command(
+        {"XADD", std::string(kLogStream), "MAXLEN", "~", std::to_string(options_.stream_length),
+         std::to_string(revision) + "-0", std::string(kLogStreamField), doc},
+        nullptr);
     primary_->command({"PUBLISH", std::string(kChangesChannel), doc}, nullptr);
+}
+
+void Relay::learn_history() {
+    if (history_known_) {
+        return;
+    }
+    (void)primary_->command({"GET", std::string(kHistoryKey)}, [this](const redisReply* r) {
+        if (r == nullptr || history_known_) {
+            return;
+        }
+        if (r->type == REDIS_REPLY_STRING) {
+            if (auto record = decode_history_record(reply_text(r))) {
+                history_id_ = record->id;
+            }
+        }
+        history_known_ = true;
+    });
 }
 
 void Relay::check_history() {
