@@ -211,5 +211,36 @@ TEST_F(SentinelHaTest, LocksKeepStrictlyIncreasingTokensAcrossAFailover) {
     EXPECT_GT(after_failover, 0) << "no acquisition after the failover: " << read_text(log);
 }
 
+TEST_F(SentinelHaTest, ALockNoReplicaAcknowledgedIsReleasedAndRefused) {
+    RedisEndpoint e;
+    e.sentinels = {cluster_.sentinel_list()};
+    e.sentinel_master = SentinelCluster::kMaster;
+    e.replica_timeout = 200ms;
+    {
+        DistributedLock lock(e, "ha_wait_" + tag_, 5s);
+        ASSERT_TRUE(lock.try_acquire());  // the replica acknowledges
+        EXPECT_GT(lock.fencing_token(), 0u);
+        EXPECT_TRUE(lock.release());
+    }
+    cluster_.replica().kill();
+    ASSERT_TRUE(eventually(
+        [&] { return SentinelCluster::connected_replicas(cluster_.primary().port()) == 0; }, 10s));
+    DistributedLock lock(e, "ha_wait_" + tag_, 5s);
+    try {
+        (void)lock.try_acquire();
+        ADD_FAILURE() << "acquired with no replica to acknowledge it";
+    } catch (const LockError& x) {
+        EXPECT_EQ(x.kind(), LockError::Kind::replication) << x.what();
+    }
+    EXPECT_FALSE(lock.held());
+    // Released again at once: the key is not left behind for its TTL.
+    detail::RedisConnection c(cluster_.primary().endpoint());
+    EXPECT_EQ(c.command_integer({"EXISTS", "yuxi:lock:ha_wait_" + tag_}), 0);
+    // Without the requirement, the same lock is taken.
+    e.min_replicas = 0;
+    DistributedLock relaxed(e, "ha_wait_" + tag_, 5s);
+    EXPECT_TRUE(relaxed.try_acquire());
+}
+
 }  // namespace
 }  // namespace yuxi::config::test
