@@ -544,11 +544,6 @@ ModeStatus DatabaseMode::status() const {
 
 namespace yuxi::config::agent {
 
-void DatabaseMode::history_rewound(const Rewind& rewind) {
-    // The source logged it; the snapshot that follows replaces the segment's content.
-    last_rewind_ = rewind;
-}
-
 void DatabaseMode::relay_fence(std::uint64_t fence) {
     if (relay_) {
         relay_->set_fence(fence);

@@ -87,7 +87,6 @@ class DatabaseMode final : private SourceSink, private RelayHost {
     bool publish_snapshot(DbSnapshot&& snapshot) override;
     bool publish_transaction(LogTransaction&& tx) override;
     void source_up(bool up) override;
-    void history_rewound(const Rewind& rewind) override;
     void relay_fence(std::uint64_t fence) override;
 
     // RelayHost
@@ -137,7 +136,6 @@ class DatabaseMode final : private SourceSink, private RelayHost {
     EventPtr pg_use_event_;  // applies pg_use_ outside the source's own callbacks
     EventPtr boot_event_;    // PostgreSQL silent at start: try the L2 snapshot
     std::unique_ptr<Relay> relay_;
-    std::optional<Rewind> last_rewind_;
 };
 
 }  // namespace yuxi::config::agent

@@ -131,7 +131,6 @@ void PostgresSource::handle_verify() {
         "to a standby that lacked them. Those changes are gone; resyncing to the database's "
         "state now, without merging",
         server_, rewind->database_head, rewind->describe());
-    sink_.history_rewound(*rewind);
     rewound_pending_ = true;
     resync_needed_ = true;
     start_record(*rewind);

@@ -128,7 +128,7 @@ struct DbSnapshot {
     std::vector<Change> entries;
     std::chrono::nanoseconds query_time{0};  // from sending the query to its last row
     std::uint64_t changed_us = 0;            // changed_at of the log row at `revision`; 0 if none
-    bool rewound = false;  // a resync after history_rewound(): replace, never merge
+    bool rewound = false;  // the history check found lost revisions: replace, never merge
 };
 
 // The rows of one transaction of the log, in revision order.
@@ -150,9 +150,6 @@ class SourceSink {
     virtual bool publish_transaction(LogTransaction&& tx) = 0;
     // `true` when caught up on a working connection, `false` when the connection is lost.
     virtual void source_up(bool up) = 0;
-    // The database no longer holds revisions that were applied (a failover to a standby
-    // that lacked them). A snapshot with `rewound` set follows at once.
-    virtual void history_rewound(const Rewind& rewind) { (void)rewind; }
     // A fencing token drawn from PostgreSQL for the relay (want_fence()).
     virtual void relay_fence(std::uint64_t fence) { (void)fence; }
 };
