@@ -174,6 +174,8 @@ TEST_F(PostgresHaTest, RewoundHistoryIsDetectedReportedAndDroppedEverywhere) {
     wait_standby_caught_up();
 
     // The standby stops receiving; two commits reach only the primary, and every agent.
+    // (Stopping it, not pg_wal_replay_pause(): a paused standby still receives the WAL,
+    // and promotion replays everything received, so nothing would be lost.)
     ASSERT_TRUE(standby_.stop("fast"));
     const std::uint64_t common = db_revision(primary);
     primary.exec("UPDATE system_configs SET value = '\"lost-write\"' WHERE key = 'embed_model'");
