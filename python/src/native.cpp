@@ -351,6 +351,7 @@ class PyLock {
         RedisEndpoint e = RedisEndpoint::from_env();
         if (host) {
             e.host = *host;
+            e.sentinels.clear();  // an explicit host wins over REDIS_SENTINELS
         }
         if (port) {
             if (*port < 1 || *port > 65535) {
