@@ -169,7 +169,8 @@ std::vector<OptionSpec> write_options(std::vector<OptionSpec> own) {
          {kDatabaseUrl, OptionSpec{"--metadata", false}, OptionSpec{"--wait", false},
           OptionSpec{"--wait-all", false}, OptionSpec{"--timeout", true},
           OptionSpec{"--stale-after", true}, OptionSpec{"--redis-host", true},
-          OptionSpec{"--redis-port", true}, OptionSpec{"--json", false},
+          OptionSpec{"--redis-port", true}, OptionSpec{"--redis-sentinels", true},
+          OptionSpec{"--redis-sentinel-master", true}, OptionSpec{"--json", false},
           OptionSpec{"--signing-key-file", true}, OptionSpec{"--insecure-redis", false}}) {
         own.push_back(o);
     }
@@ -187,6 +188,8 @@ std::vector<OptionSpec> write_options(std::vector<OptionSpec> own) {
     "  --stale-after S an agent whose heartbeat is older is not live (default 10)\n"     \
     "  --redis-host H, --redis-port P  Redis for --wait-all (default $REDIS_HOST,\n"     \
     "                  $REDIS_PORT)\n"                                                   \
+    "  --redis-sentinels LIST, --redis-sentinel-master NAME  Redis through Sentinel\n"   \
+    "                  (default $REDIS_SENTINELS, $REDIS_SENTINEL_MASTER)\n"             \
     "  --signing-key-file F  the fleet's key, to verify the agents' reports (default\n"  \
     "                  $YUXI_CONFIG_SIGNING_KEY_FILE, else $YUXI_CONFIG_SIGNING_KEY)\n"  \
     "  --insecure-redis  the fleet runs unsigned: take the reports unverified\n"         \
@@ -305,7 +308,12 @@ std::vector<CommandSpec> admin_commands() {
         {"lock",
          2,
          100000,
-         {{"--ttl", true}, {"--wait", true}, {"--redis-host", true}, {"--redis-port", true}},
+         {{"--ttl", true},
+          {"--wait", true},
+          {"--redis-host", true},
+          {"--redis-port", true},
+          {"--redis-sentinels", true},
+          {"--redis-sentinel-master", true}},
          "lock NAME [--ttl S] [--wait S] -- CMD [ARGS...]",
          "Runs CMD while holding the distributed lock NAME (Redis key yuxi:lock:NAME),\n"
          "renewed every TTL/3; CMD gets YUXI_LOCK_NAME and YUXI_LOCK_FENCING_TOKEN in its\n"
@@ -314,6 +322,8 @@ std::vector<CommandSpec> admin_commands() {
          "  --ttl S         the lock's time to live (default 30)\n"
          "  --wait S        how long to try to acquire (default 0: one attempt)\n"
          "  --redis-host H, --redis-port P  default $REDIS_HOST, $REDIS_PORT\n"
+         "  --redis-sentinels LIST, --redis-sentinel-master NAME  Redis through Sentinel\n"
+         "                  (default $REDIS_SENTINELS, $REDIS_SENTINEL_MASTER)\n"
          "Exit status: CMD's (128+N if a signal N ended it); 4 Redis unreachable, 6 lock\n"
          "lost while CMD ran, 75 the lock stayed held by another for all of --wait, 126\n"
          "CMD cannot run, 127 CMD not found.\n",
@@ -326,6 +336,8 @@ std::vector<CommandSpec> admin_commands() {
           {"--stale-after", true},
           {"--redis-host", true},
           {"--redis-port", true},
+          {"--redis-sentinels", true},
+          {"--redis-sentinel-master", true},
           {"--signing-key-file", true},
           {"--insecure-redis", false}},
          "agents [--json] [--stale-after S]",

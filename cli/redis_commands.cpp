@@ -27,6 +27,7 @@
 #include "cli/database.hpp"
 #include "core/agent_report.hpp"
 #include "core/change_message.hpp"
+#include "core/host_port.hpp"
 #include "core/redis_keys.hpp"
 #include "core/signing.hpp"
 #include "core/text.hpp"
@@ -59,22 +60,36 @@ RedisEndpoint endpoint(const CommandLine& cl) {
     }
     if (const auto h = cl.value("--redis-host")) {
         e.host = *h;
+        e.sentinels.clear();  // an explicit host wins over REDIS_SENTINELS
     }
     if (const auto p = cl.value("--redis-port")) {
         e.port = static_cast<std::uint16_t>(parse_revision("--redis-port", *p));
+    }
+    if (const auto list = cl.value("--redis-sentinels")) {
+        if (!parse_host_list(*list, 26379)) {
+            throw UsageError("option '--redis-sentinels' needs host:port,...: " +
+                             parse_host_list(*list, 26379).reason());
+        }
+        e.sentinels = {*list};
+    }
+    if (const auto master = cl.value("--redis-sentinel-master")) {
+        e.sentinel_master = *master;
     }
     return e;
 }
 
 std::string shown(const RedisEndpoint& e) {
+    if (e.uses_sentinel()) {
+        return "Redis master '" + e.sentinel_master + "' of the Sentinels " + e.sentinels.front();
+    }
     return "Redis at " + e.host + ":" + std::to_string(e.port);
 }
 
 CommandError unreachable(const RedisEndpoint& e, const LockError& x, std::string_view consequence) {
     return CommandError(Exit::unavailable,
                         "cannot use " + shown(e) + " (" + to_string(x.kind()) + "): " + x.what() +
-                            "; check REDIS_HOST/REDIS_PORT/REDIS_PASSWORD (or --redis-host, "
-                            "--redis-port)" +
+                            "; check REDIS_HOST/REDIS_PORT/REDIS_PASSWORD or REDIS_SENTINELS (or "
+                            "--redis-host, --redis-port)" +
                             std::string(consequence));
 }
 

@@ -377,6 +377,44 @@ Exit run_history(const CommandLine& cl, std::ostream& out, std::ostream& err) {
     return Exit::ok;
 }
 
+// Histories found rewound by a failover (deploy/sql/003_high_availability.sql): nothing
+// on a schema without the table. With --json, the field "rewinds":[...] of the object.
+void print_rewinds(Database& db, const CommandLine& cl, std::ostream& out) {
+    if (!db.scalar("SELECT to_regclass('yuxi_config_rewinds')::text")) {
+        if (cl.has("--json")) {
+            out << ",\"rewinds\":[]";
+        }
+        return;
+    }
+    const auto rows = db.query(
+        "SELECT first_lost, last_applied, database_revision, "
+        "       to_char(min(detected_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "       count(*) FROM yuxi_config_rewinds "
+        "GROUP BY 1, 2, 3 ORDER BY min(detected_at) DESC LIMIT 20");
+    const auto num = [](const std::optional<std::string>& v) { return v.value_or("0"); };
+    if (cl.has("--json")) {
+        out << ",\"rewinds\":[";
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            const DbRow& r = rows[i];
+            out << (i ? "," : "") << "{\"first_lost\":" << num(r[0])
+                << ",\"last_applied\":" << num(r[1]) << ",\"database_revision\":" << num(r[2])
+                << ",\"detected_at\":\"" << r[3].value_or("") << "\",\"agents\":" << num(r[4])
+                << "}";
+        }
+        out << "]";
+        return;
+    }
+    if (rows.empty()) {
+        out << "history rewound  never\n";
+        return;
+    }
+    for (const DbRow& r : rows) {
+        out << "history rewound  at " << r[3].value_or("?") << ": revisions " << num(r[0]) << ".."
+            << num(r[1]) << " lost in a failover (database then at " << num(r[2]) << "; seen by "
+            << num(r[4]) << " agent(s))\n";
+    }
+}
+
 Exit log_status(Database& db, const CommandLine& cl, std::ostream& out) {
     const auto rows = db.query(
         "SELECT min(revision), max(revision), count(*), (SELECT trimmed_through FROM "
@@ -387,13 +425,17 @@ Exit log_status(Database& db, const CommandLine& cl, std::ostream& out) {
     if (cl.has("--json")) {
         out << "{\"oldest_revision\":" << num(r[0]) << ",\"newest_revision\":" << num(r[1])
             << ",\"rows\":" << num(r[2]) << ",\"trimmed_through\":" << to_u64(r[3])
-            << ",\"database_revision\":" << revision << "}\n";
+            << ",\"database_revision\":" << revision;
     } else {
         out << "revisions        " << (r[0] ? *r[0] + " .. " + *r[1] : std::string("(empty)"))
             << '\n'
             << "rows             " << num(r[2]) << '\n'
             << "trimmed through  " << to_u64(r[3]) << '\n'
             << "database revision " << revision << '\n';
+    }
+    print_rewinds(db, cl, out);
+    if (cl.has("--json")) {
+        out << "}\n";
     }
     return Exit::ok;
 }

@@ -13,6 +13,7 @@
 
 #include "lock/lock_scripts.hpp"
 #include "lock/redis_connection.hpp"
+#include "lock/sentinel.hpp"
 
 namespace yuxi::config {
 
@@ -66,6 +67,33 @@ void renewal_loop(DistributedLock::State* state, RedisConnection connection, std
                   std::chrono::milliseconds every, std::function<void(LossReason)> on_lost,
                   std::chrono::steady_clock::time_point valid_until);
 
+// Returns once `min_replicas` replicas have the acquisition; otherwise releases it and
+// throws LockError replication. A token only the primary saw would be lost with it, and
+// the promoted replica would hand out the same token again.
+void wait_for_replicas(RedisConnection& connection, const std::string& key,
+                       const std::string& token) {
+    const RedisEndpoint& e = connection.endpoint();
+    const int wanted = e.required_replicas();
+    if (wanted <= 0) {
+        return;
+    }
+    const long long acked = connection.command_integer(
+        {"WAIT", std::to_string(wanted), std::to_string(e.replica_timeout.count())});
+    if (acked >= wanted) {
+        return;
+    }
+    try {
+        (void)connection.command_integer({"EVAL", kReleaseScript, "1", key, token});
+    } catch (const LockError&) {
+        // It frees after its TTL.
+    }
+    throw LockError(LockError::Kind::replication,
+                    "redis: " + std::to_string(acked) + " of " + std::to_string(wanted) +
+                        " replica(s) acknowledged " + key + " within " +
+                        std::to_string(e.replica_timeout.count()) +
+                        " ms (min_replicas); the lock was released");
+}
+
 }  // namespace
 
 RedisEndpoint RedisEndpoint::from_env() {
@@ -96,6 +124,22 @@ RedisEndpoint RedisEndpoint::from_env() {
     endpoint.password = text("REDIS_PASSWORD");
     if (const auto db = text("REDIS_DB"); !db.empty()) {
         endpoint.db = static_cast<int>(number("REDIS_DB", db, 0, 1 << 30));
+    }
+    if (const auto sentinels = text("REDIS_SENTINELS"); !sentinels.empty()) {
+        try {
+            (void)detail::parse_sentinel_list(sentinels);
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument(std::string("REDIS_SENTINELS: ") + e.what());
+        }
+        endpoint.sentinels = {std::string(sentinels)};
+    }
+    if (const auto master = text("REDIS_SENTINEL_MASTER"); !master.empty()) {
+        endpoint.sentinel_master = master;
+    }
+    endpoint.sentinel_username = text("REDIS_SENTINEL_USERNAME");
+    endpoint.sentinel_password = text("REDIS_SENTINEL_PASSWORD");
+    if (const auto n = text("REDIS_MIN_REPLICAS"); !n.empty()) {
+        endpoint.min_replicas = static_cast<int>(number("REDIS_MIN_REPLICAS", n, -1, 1000));
     }
     return endpoint;
 }
@@ -172,6 +216,7 @@ bool DistributedLock::try_acquire() {
         throw LockError(LockError::Kind::protocol,
                         "redis: the acquire script returned " + std::to_string(fence));
     }
+    wait_for_replicas(s.connection, s.key, token);
     s.token = std::move(token);
     s.fence = static_cast<std::uint64_t>(fence);
     s.held = true;

@@ -9,9 +9,11 @@
 #include <array>
 #include <cstdint>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "core/timeval.hpp"
+#include "lock/sentinel.hpp"
 
 namespace yuxi::config::detail {
 namespace {
@@ -101,11 +103,38 @@ void RedisConnection::close() noexcept {
 void RedisConnection::connect() {
     close();
     const SigpipeGuard guard;
+    if (!endpoint_.uses_sentinel()) {
+        target_host_ = endpoint_.host;
+        target_port_ = endpoint_.port;
+        open_target();
+        return;
+    }
+    // A Sentinel may name the old primary for a moment after a failover (it has not yet
+    // heard of the switch): ask again, a bounded number of times, before giving up.
+    constexpr int kRounds = 3;
+    for (int round = 0;; ++round) {
+        const HostPort primary = discover_primary(endpoint_, sentinel_index_, &sentinel_index_);
+        target_host_ = primary.host;
+        target_port_ = primary.port;
+        open_target();
+        if (target_is_primary()) {
+            return;
+        }
+        close();
+        if (round + 1 == kRounds) {
+            fail(LockError::Kind::connect, "the Sentinels name a server that is not the primary");
+        }
+        // The next round starts at the next Sentinel: this one's view may be the stale one.
+        sentinel_index_ += 1;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+}
+
+void RedisConnection::open_target() {
     const timeval connect_tv = to_timeval(endpoint_.connect_timeout);
-    ContextPtr context(
-        endpoint_.connect_timeout.count() > 0
-            ? redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port, connect_tv)
-            : redisConnect(endpoint_.host.c_str(), endpoint_.port));
+    ContextPtr context(endpoint_.connect_timeout.count() > 0
+                           ? redisConnectWithTimeout(target_host_.c_str(), target_port_, connect_tv)
+                           : redisConnect(target_host_.c_str(), target_port_));
     if (context == nullptr) {
         throw std::bad_alloc();
     }
@@ -144,6 +173,12 @@ void RedisConnection::connect() {
     }
 }
 
+bool RedisConnection::target_is_primary() {
+    const ReplyPtr reply =
+        send(std::array<std::string_view, 1>{"ROLE"}, LockError::Kind::connect);
+    return decode_role_is_master(reply.get());
+}
+
 ReplyPtr RedisConnection::command(std::span<const std::string_view> args) {
     // A connection that is readable before we send has been closed by the server
     // (restart, idle timeout, proxy) or holds junk: reconnect now, while we still know
@@ -155,6 +190,13 @@ ReplyPtr RedisConnection::command(std::span<const std::string_view> args) {
         connect();
     }
     ReplyPtr reply = send(args, LockError::Kind::io);
+    if (reply->type == REDIS_REPLY_ERROR && endpoint_.uses_sentinel() &&
+        reply_text(*reply).starts_with("READONLY")) {
+        // The primary we were told of was demoted: nothing ran, so ask the Sentinels again
+        // and send the command to the primary they name now (once).
+        connect();
+        reply = send(args, LockError::Kind::io);
+    }
     if (reply->type == REDIS_REPLY_ERROR) {
         const std::string text = reply_text(*reply);
         const bool auth = text.starts_with("NOAUTH") || text.starts_with("WRONGPASS");
@@ -174,9 +216,10 @@ long long RedisConnection::command_integer(std::initializer_list<std::string_vie
 }
 
 void RedisConnection::fail(LockError::Kind kind, const std::string& what) const {
-    throw LockError(
-        kind, redact("redis " + endpoint_.host + ":" + std::to_string(endpoint_.port) + ": " + what,
-                     endpoint_.password));
+    const std::string& host = target_host_.empty() ? endpoint_.host : target_host_;
+    const std::uint16_t port = target_host_.empty() ? endpoint_.port : target_port_;
+    throw LockError(kind, redact("redis " + host + ":" + std::to_string(port) + ": " + what,
+                                 endpoint_.password));
 }
 
 bool RedisConnection::readable_now() const noexcept {

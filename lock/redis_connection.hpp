@@ -5,6 +5,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <cstdint>
 #include <initializer_list>
 #include <memory>
 #include <span>
@@ -38,9 +39,16 @@ class RedisConnection {
     bool connected() const noexcept { return context_ != nullptr; }
     void close() noexcept;
 
-    // Closes any current connection and opens a new one. Throws LockError connect, auth
+    // Closes any current connection and opens a new one: to the endpoint's host, or to
+    // the primary its Sentinels name (sentinel.hpp), checked with ROLE. Throws LockError
+    // connect (also: no Sentinel answered, or the server named is not the primary), auth
     // or protocol (SELECT refused).
     void connect();
+
+    // Where the connection goes (or went last): the endpoint's host, or the primary the
+    // Sentinels named. For messages and tests.
+    const std::string& target_host() const noexcept { return target_host_; }
+    std::uint16_t target_port() const noexcept { return target_port_; }
 
     // Sends one command (arguments binary-safe) and returns its reply, never an error
     // reply: those throw LockError auth (NOAUTH, WRONGPASS) or protocol.
@@ -62,8 +70,14 @@ class RedisConnection {
     bool readable_now() const noexcept;
     ReplyPtr send(std::span<const std::string_view> args, LockError::Kind transport_kind);
 
+    void open_target();
+    bool target_is_primary();
+
     RedisEndpoint endpoint_;
     ContextPtr context_;
+    std::string target_host_;
+    std::uint16_t target_port_ = 0;
+    std::size_t sentinel_index_ = 0;  // the Sentinel that answered last: asked first next
 };
 
 // `message` with every occurrence of `password` masked: our messages never include it, but

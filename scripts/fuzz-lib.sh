@@ -2,7 +2,7 @@
 # where each target's corpus is. Sourced, not run.
 
 # The targets, by the name of their binary without _fuzz (tests/fuzz/CMakeLists.txt).
-fuzz_targets=(segment batch snapshot stream agent_report notify catchup http toml json_file
+fuzz_targets=(segment batch snapshot stream agent_report history notify catchup http toml json_file
   database_url options envelope)
 
 # fuzz_build ROOT DIR: configures and builds the fuzz preset into DIR.

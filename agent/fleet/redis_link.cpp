@@ -153,6 +153,10 @@ void RedisLink::handshake() {
     if (options_.db != 0) {
         (void)send({"SELECT", std::to_string(options_.db)}, step("SELECT (check REDIS_DB)"));
     }
+    if (options_.subscribe_channel.empty() && options_.require_primary) {
+        (void)send({"ROLE"}, [this](Reply r) { role_checked(r); });
+        return;
+    }
     if (options_.subscribe_channel.empty()) {
         (void)send({"PING"}, [this](Reply r) {
             if (r != nullptr && reply_error(r).empty()) {

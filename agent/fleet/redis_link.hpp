@@ -42,6 +42,9 @@ struct RedisLinkOptions {
     std::chrono::milliseconds deadline{3000};
     Backoff::Duration backoff_base = std::chrono::milliseconds(100);
     Backoff::Duration backoff_cap = std::chrono::seconds(5);
+    // Up only once ROLE says "master" (Sentinel: the address may be out of date, and a
+    // replica must never be written to); otherwise the connection is dropped and retried.
+    bool require_primary = false;
 };
 
 struct RedisLinkStats {
@@ -78,6 +81,10 @@ class RedisLink {
     // Sends a command; false (and no callback) if the link is not up.
     bool command(std::vector<std::string> argv, Callback done);
 
+    // Points the link at another server (a failover): drops the current connection, if
+    // any, and connects to `host`:`port` at once. on_down runs if the link was up.
+    void retarget(std::string host, std::uint16_t port);
+
   private:
     struct ContextFree {
         void operator()(redisAsyncContext* c) const noexcept;
@@ -94,6 +101,7 @@ class RedisLink {
     void connect();
     void handshake();
     void became_up();
+    void role_checked(Reply r);  // redis_link_role.cpp
     void lost(std::string_view why);
     void schedule_reconnect();
     bool send(std::vector<std::string> argv, Callback done);

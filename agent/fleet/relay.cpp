@@ -45,6 +45,7 @@ RedisLinkOptions link_options(const Options& o, std::string name, bool replica,
     l.password = o.redis.password;
     l.db = o.redis.db;
     l.subscribe_channel = std::move(channel);
+    l.require_primary = !o.redis.sentinels.empty() && l.subscribe_channel.empty() && !replica;
     return l;
 }
 
@@ -139,6 +140,10 @@ void Relay::start() {
             metrics_->set_relay_leader(false);
         }
     }
+    if (start_sentinel()) {
+        return;  // the links start at the Sentinels' first answer
+    }
+    links_started_ = true;
     primary_->start();
     if (replica_) {
         replica_->start();
@@ -160,15 +165,20 @@ void Relay::stop() noexcept {
     if (replica_) {
         replica_->stop();
     }
+    if (sentinel_) {
+        sentinel_->stop();
+    }
     if (primary_) {
+        const std::string primary_host = primary_->options().host;
+        const std::uint16_t primary_port = primary_->options().port;
         primary_->stop();
         primary_.reset();
         // The loop has stopped: a short blocking goodbye lets another agent take the lease
         // now instead of after its TTL, and takes us off the fleet's list.
         try {
             RedisEndpoint ep;
-            ep.host = options_.redis.host;
-            ep.port = options_.redis.port;
+            ep.host = primary_host;
+            ep.port = primary_port;
             ep.username = options_.redis.username;
             ep.password = options_.redis.password;
             ep.db = static_cast<int>(options_.redis.db);
@@ -193,6 +203,7 @@ void Relay::primary_up() {
     if (metrics_ != nullptr) {
         metrics_->set_source_up("redis", true);
     }
+    learn_history();
     heartbeat();
     if (role_ == Role::follower) {
         try_acquire();
@@ -202,6 +213,9 @@ void Relay::primary_up() {
     } else if (role_ == Role::leader) {
         snapshot_due_ = true;
         renew();
+        if (rewind_due_ != 0) {
+            publish_rewind();
+        }
     }
 }
 
@@ -288,9 +302,10 @@ void Relay::renew() {
                                     : "it expired");
             } else if (snapshot_due_) {
                 // Back after an outage and still the relay: Redis may have lost the
-                // snapshot and missed batches, so the followers get a fresh one now.
+                // snapshot and missed batches (a failover), so the followers get a fresh
+                // one now, and a wake-up at our revision that sends them to it.
                 snapshot_due_ = false;
-                write_snapshot(std::nullopt);
+                announce_after_outage();
             }
         });
 }

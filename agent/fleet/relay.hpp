@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "agent/fleet/redis_link.hpp"
+#include "agent/fleet/sentinel_watch.hpp"
 #include "agent/fleet/signing_keys.hpp"
 #include "agent/ops/metrics.hpp"
 #include "agent/ops/options.hpp"
@@ -86,6 +87,12 @@ class Relay {
     void published(Batch batch);
     // The host published a PostgreSQL snapshot at `revision` over `prev`.
     void resynced(std::uint64_t revision, std::uint64_t prev);
+    // The host's PostgreSQL source found the history rewound by a failover and published
+    // the database's snapshot at `revision`: the relay replaces the stream and the L2
+    // snapshot and tells followers to reload whatever their revision (relay_history.cpp).
+    void rewound(std::uint64_t revision);
+    // A fencing token drawn from PostgreSQL for this relay's lease: batches carry it.
+    void set_fence(std::uint64_t fence);
     // The host published a new revision, by any path: report it in yuxi:config:agents
     // soon (coalesced), so that `set --wait-all` returns without waiting for a heartbeat.
     void revision_changed();
@@ -98,6 +105,11 @@ class Relay {
     void set_metrics(Metrics* metrics) noexcept { metrics_ = metrics; }
 
     bool leader() const noexcept { return role_ == Role::leader; }
+    // The Redis server the relay writes to ("host:port"), for /readyz and the logs; with
+    // Sentinel, the primary they named last (empty before the first answer).
+    std::string redis_serving() const;
+    // Redis Sentinel's view, when configured (null otherwise).
+    const SentinelWatch* sentinel() const noexcept { return sentinel_.get(); }
     // A follower that is subscribed and in sync with what it was told.
     bool follower_current() const noexcept;
 
@@ -108,6 +120,9 @@ class Relay {
     static void on_poll_timer(evutil_socket_t, short, void* self);
 
     RedisLink& reader() noexcept;
+    // relay_sentinel.cpp: with Sentinel, the links start at the first answer and follow it.
+    bool start_sentinel();
+    void sentinel_primary(const HostPort& primary);
     void primary_up();
     void primary_down();
     // The subscription and the reading link both work: follow Redis (again).
@@ -124,6 +139,17 @@ class Relay {
     void fetch_snapshot();
     void snapshot_reply(const redisReply* reply, bool for_boot);
     void finish_sync();
+    // relay_history.cpp: the rewind record, written by the relay, checked by followers.
+    void publish_rewind();
+    // After a Redis outage or failover: the snapshot, and a wake-up at the applied
+    // revision in the stream and on pub/sub, so that a follower that missed batches (and
+    // one that subscribes only later) is sent to the snapshot.
+    void announce_after_outage();
+    void check_history();
+    // The record as it is when this agent first reaches Redis, whatever its role, so that
+    // only a rewind after that one reloads it (a leader that becomes a follower too).
+    void learn_history();
+    void history_reply(const redisReply* reply);
     void fall_back_to_postgres(std::string_view why);
     void write_snapshot(std::optional<Batch> then_publish);
     void heartbeat();
@@ -148,6 +174,8 @@ class Relay {
     std::unique_ptr<RedisLink> primary_;
     std::unique_ptr<RedisLink> subscriber_;
     std::unique_ptr<RedisLink> replica_;  // null: followers read the primary
+    std::unique_ptr<SentinelWatch> sentinel_;
+    bool links_started_ = false;
     EventPtr lease_timer_;
     EventPtr heartbeat_timer_;
     EventPtr snapshot_timer_;
@@ -161,8 +189,12 @@ class Relay {
     bool snapshot_due_ = false;  // write the snapshot once the renewal confirms the lease
     bool syncing_ = false;
     bool sync_again_ = false;
-    bool polling_ = false;         // PgUse::poll requested while following
-    std::uint64_t announced_ = 0;  // highest revision a message or the stream announced
+    bool polling_ = false;          // PgUse::poll requested while following
+    std::uint64_t announced_ = 0;   // highest revision a message or the stream announced
+    std::uint64_t rewind_due_ = 0;  // a rewind to publish once Redis answers (its revision)
+    bool history_known_ = false;    // a follower has read yuxi:config:history once
+    std::string history_id_;        // the rewind record last seen ("" none)
+    bool force_snapshot_ = false;   // load the L2 snapshot even if not newer
     Metrics* metrics_ = nullptr;
     std::unique_ptr<SigningKeys> keys_;  // null: --insecure-redis
     std::uint64_t max_fence_ = 0;        // the highest fence of a verified batch

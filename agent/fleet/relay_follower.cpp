@@ -44,7 +44,12 @@ void Relay::on_message(std::string_view text) {
         return;
     }
     if (b.revision <= applied) {
-        return;  // already have it (a second relay during a hand-over)
+        // Already have it (a second relay during a hand-over), or a relay that rewound
+        // its history: the sync reads the rewind record and tells which.
+        if (b.wakeup) {
+            sync();
+        }
+        return;
     }
     if (!b.wakeup && b.prev == applied && applied > 0) {
         if (host_.apply_batch(std::move(b))) {
@@ -67,11 +72,7 @@ void Relay::sync() {
     }
     syncing_ = true;
     sync_again_ = false;
-    if (host_.applied_revision() == 0) {
-        fetch_snapshot();
-    } else {
-        read_stream(host_.applied_revision());
-    }
+    check_history();  // then the snapshot or the stream
 }
 
 void Relay::read_stream(std::uint64_t after) {
@@ -193,7 +194,16 @@ void Relay::snapshot_reply(const redisReply* r, bool for_boot) {
                                        : "no usable L2 snapshot");
         return;
     }
-    if (snapshot->revision > applied) {
+    if (force_snapshot_) {
+        force_snapshot_ = false;
+        const std::uint64_t revision = snapshot->revision;
+        if (!host_.load_snapshot(std::move(*snapshot), false)) {
+            syncing_ = false;
+            return;
+        }
+        count_snapshot_load();
+        spdlog::warn("follower replaced its history with the L2 snapshot at revision {}", revision);
+    } else if (snapshot->revision > applied) {
         const std::uint64_t revision = snapshot->revision;
         if (!host_.load_snapshot(std::move(*snapshot), false)) {
             syncing_ = false;

@@ -25,6 +25,19 @@ namespace {
 constexpr const char* kTextType = "text/plain; charset=utf-8";
 constexpr const char* kMetricsType = "text/plain; version=0.0.4; charset=utf-8";
 
+// Which servers answer now, after a failover too: "postgres: host:port" and
+// "redis: host:port", one line each, for the ones in use.
+std::string serving_lines(const ModeStatus& s) {
+    std::string out;
+    if (!s.serving_postgres.empty()) {
+        out += "postgres: " + s.serving_postgres + "\n";
+    }
+    if (!s.serving_redis.empty()) {
+        out += "redis: " + s.serving_redis + "\n";
+    }
+    return out;
+}
+
 std::uint16_t bound_port(evhttp_bound_socket* bound) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
@@ -272,9 +285,10 @@ void HttpServer::handle(evhttp_request* req) {
     const ModeStatus status = status_();
     if (path == "/readyz") {
         if (status.ready) {
-            reply(req, 200, "ready\n");
+            reply(req, 200, "ready\n" + serving_lines(status));
         } else {
-            reply(req, 503, "not ready: " + one_line(status.not_ready) + "\n");
+            reply(req, 503,
+                  "not ready: " + one_line(status.not_ready) + "\n" + serving_lines(status));
         }
         return;
     }

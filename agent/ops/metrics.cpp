@@ -203,6 +203,28 @@ void Metrics::count_resync() noexcept {
     ++resyncs_;
 }
 
+void Metrics::count_history_rewound() noexcept {
+    ++history_rewinds_;
+}
+
+void Metrics::render_high_availability(const ModeStatus& s, ExpositionWriter& w) const {
+    w.family("yuxi_config_history_rewound_total",
+             "Failovers found to have lost revisions this agent had applied (it resynced to "
+             "the database's state).",
+             "counter");
+    w.sample("yuxi_config_history_rewound_total", as_double(s.history_rewinds + history_rewinds_));
+    w.family("yuxi_config_serving_server_info",
+             "The server each source uses now, as labels (host:port); the value is 1.", "gauge");
+    if (!s.serving_postgres.empty()) {
+        w.sample("yuxi_config_serving_server_info", "source", "postgres", "address",
+                 s.serving_postgres, 1);
+    }
+    if (!s.serving_redis.empty()) {
+        w.sample("yuxi_config_serving_server_info", "source", "redis", "address", s.serving_redis,
+                 1);
+    }
+}
+
 std::string Metrics::render(const ModeStatus& status) const {
     std::string out;
     render(status, out);
@@ -225,6 +247,7 @@ void Metrics::render(const ModeStatus& status, std::string& out) const {
     render_segment(status, w);
     render_sources(status, w);
     render_counters(status, w);
+    render_high_availability(status, w);
 }
 
 void Metrics::render_segment(const ModeStatus& s, ExpositionWriter& w) const {

@@ -107,6 +107,12 @@ struct ModeStatus {
     std::uint64_t reconnects = 0;
     std::uint64_t resyncs = 0;
     std::vector<std::pair<std::string_view, std::uint64_t>> errors;  // by kind
+
+    // High availability: the servers in use now ("host:port", empty: none), and the
+    // failovers found to have rewound the history this agent had applied.
+    std::string serving_postgres;
+    std::string serving_redis;
+    std::uint64_t history_rewinds = 0;
 };
 
 class Metrics {
@@ -131,6 +137,7 @@ class Metrics {
     void count_reconnect(std::string_view source);
     void count_error(std::string_view kind);
     void count_resync() noexcept;
+    void count_history_rewound() noexcept;  // pushed by a follower that found one in Redis
 
     // The exposition of every family, with the mode's state `status`.
     std::string render(const ModeStatus& status) const;
@@ -144,6 +151,7 @@ class Metrics {
     void render_segment(const ModeStatus& s, ExpositionWriter& w) const;
     void render_sources(const ModeStatus& s, ExpositionWriter& w) const;
     void render_counters(const ModeStatus& s, ExpositionWriter& w) const;
+    void render_high_availability(const ModeStatus& s, ExpositionWriter& w) const;
 
     std::string version_;
     Histogram apply_duration_{kLatencyBuckets};
@@ -155,6 +163,7 @@ class Metrics {
     std::optional<std::chrono::milliseconds> snapshot_age_;
     std::uint64_t l2_snapshot_loads_ = 0;
     std::uint64_t resyncs_ = 0;
+    std::uint64_t history_rewinds_ = 0;
     std::map<std::string, bool, std::less<>> source_up_;
     std::map<std::string, std::uint64_t, std::less<>> reconnects_;
     std::map<std::string, std::uint64_t, std::less<>> errors_;

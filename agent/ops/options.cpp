@@ -51,7 +51,7 @@ struct FlagSpec {
     Arity arity;
 };
 
-constexpr std::array<FlagSpec, 32> kFlags = {{
+constexpr std::array<FlagSpec, 36> kFlags = {{
     {"mode", "CONFIG_MODE", Arity::single},
     {"config-file", "YUXI_CONFIG_FILE", Arity::repeat},
     {"metadata", "YUXI_METADATA", Arity::repeat},
@@ -70,6 +70,10 @@ constexpr std::array<FlagSpec, 32> kFlags = {{
     {"redis-db", "REDIS_DB", Arity::single},
     {"redis-replica-host", "REDIS_REPLICA_HOST", Arity::single},
     {"redis-replica-port", "REDIS_REPLICA_PORT", Arity::single},
+    {"redis-sentinels", "REDIS_SENTINELS", Arity::single},
+    {"redis-sentinel-master", "REDIS_SENTINEL_MASTER", Arity::single},
+    {"redis-sentinel-username", "REDIS_SENTINEL_USERNAME", Arity::single},
+    {"redis-sentinel-password", "REDIS_SENTINEL_PASSWORD", Arity::single},
     {"relay", "YUXI_CONFIG_RELAY", Arity::single},
     {"relay-lease-ttl", "YUXI_CONFIG_RELAY_LEASE_TTL", Arity::single},
     {"snapshot-ttl", "YUXI_CONFIG_SNAPSHOT_TTL", Arity::single},
@@ -195,6 +199,40 @@ std::string local_host_name() {
     return name;
 }
 
+template <class Get>
+void parse_sentinels(const Get& get, Options& o) {
+    constexpr std::uint16_t kSentinelPort = 26379;
+    if (const Setting list = get("redis-sentinels"); !list.values.empty()) {
+        auto sentinels = parse_host_list(list.values[0], kSentinelPort);
+        if (!sentinels) {
+            throw OptionsError(list.origin + ": " + sentinels.reason());
+        }
+        for (const HostPort& s : *sentinels) {
+            if (!valid_host_name(s.host)) {
+                throw OptionsError(list.origin + ": '" + s.host + "' is not a host name");
+            }
+        }
+        o.redis.sentinels = std::move(*sentinels);
+    }
+    if (const Setting master = get("redis-sentinel-master"); !master.values.empty()) {
+        if (master.values[0].find_first_of(" \t\r\n") != std::string::npos) {
+            throw OptionsError(master.origin + ": a master name has no spaces");
+        }
+        o.redis.sentinel_master = master.values[0];
+    }
+    if (const Setting user = get("redis-sentinel-username"); !user.values.empty()) {
+        o.redis.sentinel_username = user.values[0];
+    }
+    if (const Setting pw = get("redis-sentinel-password"); !pw.values.empty()) {
+        o.redis.sentinel_password = pw.values[0];
+    }
+    if (!o.redis.sentinels.empty() && !o.redis.replica_host.empty()) {
+        throw OptionsError(
+            "REDIS_REPLICA_HOST and REDIS_SENTINELS: with Sentinel, followers read the primary "
+            "the Sentinels name; unset one");
+    }
+}
+
 void parse_redis(const std::map<std::string_view, std::vector<std::string>>& flags,
                  const EnvLookup& env, Options& o) {
     const auto get = [&](std::string_view flag) { return resolve(*find_flag(flag), flags, env); };
@@ -225,6 +263,7 @@ void parse_redis(const std::map<std::string_view, std::vector<std::string>>& fla
     if (const Setting port = get("redis-replica-port"); !port.values.empty()) {
         o.redis.replica_port = static_cast<std::uint16_t>(parse_number(port, 1, 65535));
     }
+    parse_sentinels(get, o);
 }
 
 void parse_relay(const std::map<std::string_view, std::vector<std::string>>& flags,

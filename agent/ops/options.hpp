@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/host_port.hpp"
+
 namespace yuxi::config::agent {
 
 enum class Mode {
@@ -48,7 +50,13 @@ struct RedisSettings {
     std::uint32_t db = 0;
     std::string replica_host;  // empty: followers read the primary
     std::uint16_t replica_port = 6379;
-    bool enabled() const noexcept { return !host.empty(); }
+    // Redis Sentinel: when set, the primary of `sentinel_master` is asked from these
+    // (host and port above are then not used), and followed across failovers.
+    std::vector<HostPort> sentinels;
+    std::string sentinel_master = "mymaster";
+    std::string sentinel_username;
+    std::string sentinel_password;  // never logged
+    bool enabled() const noexcept { return !host.empty() || !sentinels.empty(); }
 };
 
 // Where the signing keys come from. Each of current and previous: a file (re-read when it

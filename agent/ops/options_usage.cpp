@@ -51,6 +51,13 @@ variable; a flag wins over its variable. See docs/configuration.md.
   --redis-replica-host HOST REDIS_REPLICA_HOST: a replica followers subscribe to
                             and read from. Default: none (the primary)
   --redis-replica-port PORT REDIS_REPLICA_PORT. Default: 6379
+  --redis-sentinels LIST    REDIS_SENTINELS: host:port,... of Redis Sentinels;
+                            the primary is asked from them and followed across
+                            failovers (replaces --redis-host). Default: none
+  --redis-sentinel-master NAME  REDIS_SENTINEL_MASTER. Default: mymaster
+  --redis-sentinel-username USER  REDIS_SENTINEL_USERNAME. Default: none
+  --redis-sentinel-password PASS  REDIS_SENTINEL_PASSWORD (never logged).
+                            Default: none
   --relay auto|on|off       YUXI_CONFIG_RELAY: compete for the relay lease (one
                             agent listens to PostgreSQL, the rest follow Redis).
                             Default: auto (on when Redis is configured)

@@ -54,6 +54,7 @@ PostgresSourceOptions source_options(const Options& o) {
     }
     s.safety_poll = o.safety_poll;
     s.max_catchup_batch = o.max_catchup_batch;
+    s.agent_name = o.pod_name;
     return s;
 }
 
@@ -120,6 +121,7 @@ void DatabaseMode::on_pg_use(evutil_socket_t, short, void* self) {
             me.up_ = false;
             spdlog::info("PostgreSQL connection closed: Redis feeds this follower");
         } else {
+            me.source_.want_fence(me.relay_ && me.relay_->leader());
             me.source_.resume_from(me.applied_revision(), me.pg_use_ == PgUse::listen);
             me.source_.start();
         }
@@ -163,6 +165,7 @@ bool DatabaseMode::load_snapshot(L2Snapshot&& snapshot, bool degraded) {
     if (!publish_entries(std::move(snapshot.entries), snapshot.revision, {})) {
         return false;
     }
+    source_.note_snapshot(snapshot.revision, 0);
     // Until PostgreSQL confirms it, this content is only as good as the snapshot: degraded
     // whenever nothing feeds the segment (a follower fed by the relay is simply ok).
     degraded_ = true;
@@ -181,6 +184,7 @@ bool DatabaseMode::apply_batch(Batch&& batch) {
     const bool ok = apply_changes(std::move(batch.entries), batch.revision, batch.commit_ns,
                                   "relay " + std::to_string(batch.fence));
     if (ok) {
+        source_.note_applied(batch.revision, batch.commit_ns / 1000);
         update_state();
     }
     return ok;
@@ -295,6 +299,7 @@ bool DatabaseMode::create_segment(const std::vector<Change>& entries, std::uint6
 bool DatabaseMode::publish_snapshot(DbSnapshot&& snapshot) {
     const std::uint64_t prev = applied_revision();
     const std::uint64_t revision = snapshot.revision;
+    const bool rewound = snapshot.rewound;
     if (!publish_entries(std::move(snapshot.entries), revision, snapshot.query_time)) {
         return false;
     }
@@ -304,7 +309,9 @@ bool DatabaseMode::publish_snapshot(DbSnapshot&& snapshot) {
         spdlog::info("PostgreSQL answered: no longer degraded");
     }
     update_state();
-    if (relay_) {
+    if (relay_ && rewound) {
+        relay_->rewound(revision);
+    } else if (relay_) {
         relay_->resynced(revision, prev);
     }
     return true;
@@ -521,12 +528,25 @@ ModeStatus DatabaseMode::status() const {
     }
     s.reconnects = stats_.reconnects;
     s.resyncs = stats_.resyncs;
+    s.serving_postgres = source_.server();
+    s.serving_redis = relay_ ? relay_->redis_serving() : std::string();
+    s.history_rewinds = stats_.history_rewinds;
     for (std::size_t k = 0; k < kDbErrorKinds; ++k) {
         const auto kind = static_cast<DbError>(k);
         s.errors.emplace_back(to_string(kind), stats_.error(kind));
     }
     s.errors.emplace_back("refused", stats_.refused_values);
     return s;
+}
+
+}  // namespace yuxi::config::agent
+
+namespace yuxi::config::agent {
+
+void DatabaseMode::relay_fence(std::uint64_t fence) {
+    if (relay_) {
+        relay_->set_fence(fence);
+    }
 }
 
 }  // namespace yuxi::config::agent

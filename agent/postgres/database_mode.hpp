@@ -87,6 +87,7 @@ class DatabaseMode final : private SourceSink, private RelayHost {
     bool publish_snapshot(DbSnapshot&& snapshot) override;
     bool publish_transaction(LogTransaction&& tx) override;
     void source_up(bool up) override;
+    void relay_fence(std::uint64_t fence) override;
 
     // RelayHost
     std::uint64_t applied_revision() const override;

@@ -57,11 +57,7 @@ void PostgresSource::handle_subscribe() {
     }
     results_.clear();
     ++stats_.connects;
-    if (!has_snapshot_ || resync_needed_) {
-        start_snapshot();
-    } else {
-        start_catchup();
-    }
+    after_subscribe();
 }
 
 void PostgresSource::start_snapshot() {
@@ -95,6 +91,10 @@ void PostgresSource::handle_snapshot() {
     snap.query_time = std::chrono::steady_clock::now() - sent_at_;
     const auto snapshot_revision = parse_u64(PQgetvalue(results_[1].get(), 0, 0));
     snap.revision = snapshot_revision.value_or(0);
+    if (PQnfields(results_[1].get()) > 1 && PQgetisnull(results_[1].get(), 0, 1) == 0) {
+        snap.changed_us = parse_u64(PQgetvalue(results_[1].get(), 0, 1)).value_or(0);
+    }
+    snap.rewound = rewound_pending_;
     if (!snapshot_revision || *snapshot_revision > kMaxRevision) {
         fail(DbError::query, "snapshot", "the revision is not a number");
         return;
@@ -116,6 +116,7 @@ void PostgresSource::handle_snapshot() {
 
     const bool first = !has_snapshot_;
     const std::uint64_t revision = snap.revision;
+    const std::uint64_t changed_us = snap.changed_us;
     if (!sink_.publish_snapshot(std::move(snap))) {
         fail(DbError::publish, "snapshot", "the segment did not take the snapshot");
         return;
@@ -124,6 +125,8 @@ void PostgresSource::handle_snapshot() {
     stats_.resyncs += first ? 0 : 1;
     has_snapshot_ = true;
     resync_needed_ = false;
+    rewound_pending_ = false;
+    history_.reset(revision, changed_us);
     applied_ = fetched_ = revision;
     stats_.applied_revision = revision;
     held_.clear();
@@ -221,6 +224,7 @@ bool PostgresSource::publish_group(std::vector<LogRow>& rows) {
     tx.first_revision = rows.front().revision;
     tx.last_revision = rows.back().revision;
     tx.commit_ns = rows.back().changed_us * 1000;
+    const std::uint64_t changed_us = rows.back().changed_us;
     tx.changes.reserve(rows.size());
     for (LogRow& row : rows) {
         tx.changes.push_back(std::move(row.change));
@@ -233,6 +237,7 @@ bool PostgresSource::publish_group(std::vector<LogRow>& rows) {
         return false;
     }
     applied_ = last;
+    history_.applied(last, changed_us);
     stats_.applied_revision = last;
     return true;
 }

@@ -88,6 +88,12 @@ std::string_view to_string(ConnState state) noexcept {
             return "ready";
         case ConnState::trimming:
             return "trimming";
+        case ConnState::fencing:
+            return "fencing";
+        case ConnState::verifying:
+            return "verifying";
+        case ConnState::recording:
+            return "recording";
     }
     return "?";
 }
@@ -296,8 +302,14 @@ void PostgresSource::on_connected() {
         return;
     }
     const int version = PQserverVersion(conn_.get());
-    spdlog::info("connected to {} (PostgreSQL {}.{}, backend pid {})", options_.redacted_url,
-                 version / 10000, version % 10000, PQbackendPID(conn_.get()));
+    const char* host = PQhost(conn_.get());
+    const char* port = PQport(conn_.get());
+    server_ = std::string(host != nullptr ? host : "?") + ":" + (port != nullptr ? port : "?");
+    fence_pending_ = want_fence_;
+    verify_pending_ = true;
+    spdlog::info("connected to {} (server {}, PostgreSQL {}.{}, backend pid {})",
+                 options_.redacted_url, server_, version / 10000, version % 10000,
+                 PQbackendPID(conn_.get()));
     const char* sql = options_.listen ? kSubscribeSql.c_str() : kPollSetupSql.c_str();
     (void)send(ConnState::subscribing, options_.listen ? "LISTEN" : "PREPARE",
                [this, sql] { return PQsendQuery(conn_.get(), sql); });
@@ -360,7 +372,9 @@ void PostgresSource::read_input() {
         return;
     }
     const bool in_flight = state_ == ConnState::subscribing || state_ == ConnState::snapshotting ||
-                           state_ == ConnState::catching_up || state_ == ConnState::trimming;
+                           state_ == ConnState::catching_up || state_ == ConnState::trimming ||
+                           state_ == ConnState::fencing || state_ == ConnState::verifying ||
+                           state_ == ConnState::recording;
     if (!in_flight) {
         if (PQstatus(conn_.get()) == CONNECTION_BAD) {
             fail(DbError::connection_lost, to_string(state_),
@@ -442,6 +456,15 @@ void PostgresSource::handle_results() {
             return;
         case ConnState::trimming:
             handle_trim();
+            return;
+        case ConnState::fencing:
+            handle_fence();
+            return;
+        case ConnState::verifying:
+            handle_verify();
+            return;
+        case ConnState::recording:
+            handle_record();
             return;
         default:
             return;
@@ -532,6 +555,7 @@ void PostgresSource::close_connection() noexcept {
     want_write_ = false;
     results_.clear();
     conn_.reset();
+    server_.clear();
 }
 
 void PostgresSource::arm_deadline(std::chrono::milliseconds after) {

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "agent/postgres/catchup_page.hpp"
+#include "agent/postgres/history_check.hpp"
 #include "agent/segment/segment_writer.hpp"
 #include "core/backoff.hpp"
 #include "core/event_loop.hpp"
@@ -72,6 +73,13 @@ enum class ConnState {
     ready,
     // Trimming the change log (the relay's timer): one transaction in flight.
     trimming,
+    // The relay's fencing token being drawn from PostgreSQL (postgres_history.cpp).
+    fencing,
+    // The history check in flight: does the database still hold what was applied
+    // (history_check.hpp)? Run on every new connection before catching up.
+    verifying,
+    // A detected rewind being recorded in yuxi_config_rewinds; the resync follows.
+    recording,
 };
 
 std::string_view to_string(ConnState state) noexcept;
@@ -106,6 +114,7 @@ struct DatabaseStats {
     std::array<std::uint64_t, kDbErrorKinds> errors{};
     std::uint64_t last_commit_to_publish_ns = 0;  // change's clock_timestamp() → published
     std::uint64_t applied_revision = 0;           // last revision published
+    std::uint64_t history_rewinds = 0;            // failovers found to have lost applied revisions
 
     std::uint64_t& error(DbError kind) noexcept { return errors[static_cast<std::size_t>(kind)]; }
     std::uint64_t error(DbError kind) const noexcept {
@@ -118,6 +127,8 @@ struct DbSnapshot {
     std::uint64_t revision = 0;  // greatest(max(log revision), trimmed_through)
     std::vector<Change> entries;
     std::chrono::nanoseconds query_time{0};  // from sending the query to its last row
+    std::uint64_t changed_us = 0;            // changed_at of the log row at `revision`; 0 if none
+    bool rewound = false;  // the history check found lost revisions: replace, never merge
 };
 
 // The rows of one transaction of the log, in revision order.
@@ -139,6 +150,8 @@ class SourceSink {
     virtual bool publish_transaction(LogTransaction&& tx) = 0;
     // `true` when caught up on a working connection, `false` when the connection is lost.
     virtual void source_up(bool up) = 0;
+    // A fencing token drawn from PostgreSQL for the relay (want_fence()).
+    virtual void relay_fence(std::uint64_t fence) { (void)fence; }
 };
 
 struct PostgresSourceOptions {
@@ -152,6 +165,7 @@ struct PostgresSourceOptions {
     std::chrono::milliseconds query_timeout{60000};
     // LISTEN for notifications; without it only the safety poll (and wake()) catch up.
     bool listen = true;
+    std::string agent_name;  // who detected a rewind, in yuxi_config_rewinds
 };
 
 class PostgresSource {
@@ -174,6 +188,19 @@ class PostgresSource {
     // else: a relay's messages, the L2 snapshot) with a catch-up instead of a snapshot;
     // 0 means load a snapshot first. `listen` replaces the option's.
     void resume_from(std::uint64_t revision, bool listen);
+
+    // What was applied by another path (a relay's batch, the L2 snapshot), for the history
+    // check of the next connection: a batch's revision and commit time, or a snapshot's.
+    void note_applied(std::uint64_t revision, std::uint64_t changed_us) {
+        history_.applied(revision, changed_us);
+    }
+    void note_snapshot(std::uint64_t revision, std::uint64_t changed_us) {
+        history_.reset(revision, changed_us);
+    }
+    // Draw a fencing token from PostgreSQL on every new connection (the relay's leader).
+    void want_fence(bool want) noexcept { want_fence_ = want; }
+    // The server of the current connection ("host:port"); empty when not connected.
+    const std::string& server() const noexcept { return server_; }
 
     bool running() const noexcept { return state_ != ConnState::idle; }
 
@@ -223,6 +250,14 @@ class PostgresSource {
     bool arm_poll_timer();
     void start_trim();
     void handle_trim();
+    // postgres_history.cpp: what follows LISTEN on a new connection.
+    void after_subscribe();
+    void start_fence();
+    void handle_fence();
+    void start_verify();
+    void handle_verify();
+    void start_record(const Rewind& rewind);
+    void handle_record();
     void wake_for(std::uint64_t revision, bool known);
     void fail(DbError kind, std::string_view what, std::string detail);
     void fail_result(std::string_view what, const pg_result* result);
@@ -261,6 +296,13 @@ class PostgresSource {
     bool was_up_ = false;  // what source_up last said
     std::mt19937_64 jitter_{std::random_device{}()};
     std::uint64_t trim_keep_ = 0;  // a trim asked for and not yet sent (0: none)
+    AppliedHistory history_;
+    bool want_fence_ = false;
+    bool fence_pending_ = false;    // this connection has not drawn its fence yet
+    bool verify_pending_ = false;   // this connection has not checked the history yet
+    bool rewound_pending_ = false;  // the next snapshot replaces a rewound history
+    bool fence_missing_logged_ = false;
+    std::string server_;
 };
 
 }  // namespace yuxi::config::agent

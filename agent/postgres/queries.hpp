@@ -45,10 +45,26 @@ inline constexpr std::size_t kPollSetupStatements = 2;
 // trim the log can be empty: the watermark is then the revision.
 inline constexpr const char* kSnapshotSql =
     "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
-    "SELECT greatest(coalesce((SELECT max(revision) FROM yuxi_config_changes), 0), "
-    "                coalesce((SELECT trimmed_through FROM yuxi_config_log_state), 0)); "
+    "SELECT r, (SELECT (extract(epoch FROM changed_at) * 1000000)::bigint "
+    "             FROM yuxi_config_changes WHERE revision = r) "
+    "  FROM (SELECT greatest(coalesce((SELECT max(revision) FROM yuxi_config_changes), 0), "
+    "                coalesce((SELECT trimmed_through FROM yuxi_config_log_state), 0)) AS r) s; "
     "SELECT key, value::text, coalesce(category, '') FROM system_configs; "
     "SELECT key, content::text FROM global_metadata; "
     "COMMIT";
+
+// The history check (history_check.hpp): the watermark row (revision NULL), then
+// changed_at of each revision asked ($1, a bigint array) that the log still has.
+inline constexpr const char* kHistorySql =
+    "SELECT NULL::bigint, NULL::bigint, "
+    "       coalesce((SELECT trimmed_through FROM yuxi_config_log_state), 0), "
+    "       coalesce((SELECT max(revision) FROM yuxi_config_changes), 0) "
+    "UNION ALL "
+    "SELECT revision, (extract(epoch FROM changed_at) * 1000000)::bigint, NULL, NULL "
+    "  FROM yuxi_config_changes WHERE revision = ANY($1::bigint[])";
+
+// The relay's fencing token: from PostgreSQL, so that it never goes back when a Redis
+// failover loses the lease counter (deploy/sql/003_high_availability.sql).
+inline constexpr const char* kFenceSql = "SELECT nextval('yuxi_config_relay_fence')";
 
 }  // namespace yuxi::config::agent::queries

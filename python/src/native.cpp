@@ -355,6 +355,7 @@ class PyLock {
         }
         if (host) {
             e.host = *host;
+            e.sentinels.clear();  // an explicit host wins over REDIS_SENTINELS
         }
         if (port) {
             if (*port < 1 || *port > 65535) {
@@ -380,7 +381,7 @@ void bind_lock(py::module_& m) {
     lock_error_type = PyErr_NewExceptionWithDoc(
         "yuxi_config._native.LockError",
         "Redis could not be used for the lock, or the lock was not acquired in time. "
-        "`kind`: connect, auth, protocol, io or timeout.",
+        "`kind`: connect, auth, protocol, io, replication or timeout.",
         PyExc_RuntimeError, nullptr);
     m.attr("LockError") = py::handle(lock_error_type);
     py::register_exception_translator([](std::exception_ptr p) {

@@ -284,6 +284,28 @@ def reports():
 
 
 # ---------------------------------------------------------------------------------------
+# The relay's rewind record, yuxi:config:history
+
+HISTORY = {"v": 1, "id": "0123456789abcdef0123456789abcdef", "revision": 41, "first_lost": 0}
+
+
+def histories():
+    put("history", "good-record", dump(HISTORY))
+    put("history", "good-minimal", dump(dict(HISTORY, id="ab", revision=0, first_lost=7)))
+    for name, text in {"empty": "", "null": "null", "array": "[]", "garbage": "{x",
+                       "deep": deep_array(5000)}.items():
+        put("history", f"bad-{name}", text)
+    put("history", "bad-version", dump(dict(HISTORY, v=2)))
+    put("history", "bad-id-escape", dump(dict(HISTORY, id="AB\x1b[2J")))
+    put("history", "bad-id-empty", dump(dict(HISTORY, id="")))
+    put("history", "bad-revision-range", dump(dict(HISTORY, revision=2**63)))
+    put("history", "bad-duplicate-key", dump(HISTORY)[:-1] + ',"id":"cd"}')
+    for f in ("v", "id", "revision", "first_lost"):
+        put("history", f"bad-{f}-missing", dump(without(HISTORY, f)))
+    put("history", "bad-too-large", dump(dict(HISTORY, id="a" * 2000)))
+
+
+# ---------------------------------------------------------------------------------------
 # NOTIFY yuxi_config payloads
 
 
@@ -491,6 +513,7 @@ def main():
     snapshots()
     streams()
     reports()
+    histories()
     notifies()
     catchups()
     https()

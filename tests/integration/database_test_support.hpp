@@ -483,18 +483,6 @@ class Reader {
 // ---------------------------------------------------------------------------------------
 // A private PostgreSQL server, for tests that restart or stop it, or need password auth.
 
-inline std::string shell_quote(const std::string& s) {
-    std::string out = "'";
-    for (const char c : s) {
-        if (c == '\'') {
-            out += "'\\''";
-        } else {
-            out += c;
-        }
-    }
-    return out + "'";
-}
-
 class PrivateServer {
   public:
     // The PostgreSQL programs: $YUXI_TEST_PG_BIN, else Debian's PostgreSQL 15.

@@ -8,6 +8,10 @@
 //       each time, then releases.
 //   lock_holder hold <name> <ttl_ms>
 //       acquires, prints "acquired <fence>" and sleeps until killed (60 s at most).
+//   lock_holder storm <name> <ttl_ms> <seconds> <file>
+//       as loop, for <seconds>, riding out Redis failures (a failover): a LockError
+//       drops the lock object (its key expires) and the next round tries again; prints
+//       "errors <n>" at the end.
 //
 // Exit status: 0 done; 2 an acquisition timed out; 3 release() found the lock not ours
 // (it expired inside the critical section); 4 LockError; 5 a write failed; 64 usage.
@@ -64,6 +68,36 @@ int loop(const std::string& name, std::chrono::milliseconds ttl, long iterations
     return 0;
 }
 
+int storm(const std::string& name, std::chrono::milliseconds ttl, long seconds, const char* path) {
+    const std::string pid = std::to_string(::getpid());
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    long errors = 0;
+    while (std::chrono::steady_clock::now() < until) {
+        try {
+            DistributedLock lock(RedisEndpoint::from_env(), name, ttl);
+            while (std::chrono::steady_clock::now() < until) {
+                if (!lock.acquire(1s, 20ms)) {
+                    continue;
+                }
+                const std::string fence = std::to_string(lock.fencing_token());
+                if (!append_line(path, "start " + pid + " " + fence + "\n")) {
+                    return 5;
+                }
+                std::this_thread::sleep_for(100us);
+                if (!append_line(path, "end " + pid + " " + fence + "\n")) {
+                    return 5;
+                }
+                (void)lock.release();
+            }
+        } catch (const yuxi::config::LockError&) {
+            ++errors;
+            std::this_thread::sleep_for(50ms);
+        }
+    }
+    std::printf("errors %ld\n", errors);
+    return 0;
+}
+
 int hold(const std::string& name, std::chrono::milliseconds ttl) {
     DistributedLock lock(RedisEndpoint::from_env(), name, ttl);
     if (!lock.acquire(kAcquireTimeout)) {
@@ -84,12 +118,17 @@ int main(int argc, char** argv) {
             return loop(argv[2], std::chrono::milliseconds(std::atol(argv[3])), std::atol(argv[4]),
                         argv[5], std::chrono::milliseconds(std::atol(argv[6])));
         }
+        if (mode == "storm" && argc == 6) {
+            return storm(argv[2], std::chrono::milliseconds(std::atol(argv[3])), std::atol(argv[4]),
+                         argv[5]);
+        }
         if (mode == "hold" && argc == 4) {
             return hold(argv[2], std::chrono::milliseconds(std::atol(argv[3])));
         }
         std::fprintf(stderr,
                      "usage: lock_holder loop NAME TTL_MS ITERATIONS FILE MAX_BACKOFF_MS\n"
-                     "       lock_holder hold NAME TTL_MS\n");
+                     "       lock_holder hold NAME TTL_MS\n"
+                     "       lock_holder storm NAME TTL_MS SECONDS FILE\n");
         return 64;
     } catch (const yuxi::config::LockError& e) {
         std::fprintf(stderr, "lock_holder: %s\n", e.what());

@@ -97,3 +97,72 @@ def test_unreachable_redis_is_a_connect_error():
     with pytest.raises(LockError) as e:
         DistributedLock("x", port=_free_port()).try_acquire()
     assert e.value.kind == "connect"
+
+
+def _start_redis(args, tmp_dir):
+    """A redis-server (or Sentinel, with a config file first) on a free port, up."""
+    port = _free_port()
+    proc = subprocess.Popen(["redis-server", *args(port)], cwd=str(tmp_dir),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.02)
+
+
+def _cli(port, *command):
+    return subprocess.run(["redis-cli", "-p", str(port), *command], capture_output=True,
+                          text=True, timeout=10).stdout.strip()
+
+
+def test_sentinel_finds_the_primary_and_waits_for_a_replica(tmp_path, monkeypatch):
+    """REDIS_SENTINELS alone: the lock asks the Sentinel for the primary, acquires there,
+    and returns its fencing token once the replica has it (min_replicas 1 by default)."""
+    base = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    procs = []
+    try:
+        primary, pport = _start_redis(lambda p: ["--port", str(p), *base], tmp_path)
+        procs.append(primary)
+        (tmp_path / "replica").mkdir()
+        replica, rport = _start_redis(
+            lambda p: ["--port", str(p), *base, "--replicaof", "127.0.0.1", str(pport)],
+            tmp_path / "replica")
+        procs.append(replica)
+        deadline = time.monotonic() + 10
+        while "state=online" not in _cli(pport, "INFO", "replication"):
+            assert time.monotonic() < deadline, "the replica never connected"
+            time.sleep(0.05)
+        conf = tmp_path / "sentinel.conf"
+
+        def sentinel_args(p):
+            conf.write_text(f"port {p}\nbind 127.0.0.1\ndir {tmp_path}\n"
+                            f"sentinel monitor py 127.0.0.1 {pport} 1\n")
+            return [str(conf), "--sentinel"]
+
+        sentinel, sport = _start_redis(sentinel_args, tmp_path)
+        procs.append(sentinel)
+        monkeypatch.delenv("REDIS_HOST", raising=False)
+        monkeypatch.delenv("REDIS_PORT", raising=False)
+        monkeypatch.setenv("REDIS_SENTINELS", f"127.0.0.1:{sport}")
+        monkeypatch.setenv("REDIS_SENTINEL_MASTER", "py")
+        with DistributedLock("sentinel_py", timeout=5) as lock:
+            assert lock.fencing_token > 0
+            assert _cli(pport, "EXISTS", "yuxi:lock:sentinel_py") == "1"
+            assert _cli(rport, "EXISTS", "yuxi:lock:sentinel_py") == "1"
+        # A Sentinel that does not know the master is a connect error naming it.
+        monkeypatch.setenv("REDIS_SENTINEL_MASTER", "unknown")
+        with pytest.raises(LockError) as e:
+            with DistributedLock("sentinel_py", timeout=1):
+                pass
+        assert e.value.kind == "connect"
+        assert "unknown" in str(e.value)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)

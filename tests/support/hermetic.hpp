@@ -80,4 +80,17 @@ inline fs::path temp_dir(std::string_view tag) {
     return tmpl;
 }
 
+// `s` as one word for sh -c: single-quoted, with its single quotes escaped.
+inline std::string shell_quote(const std::string& s) {
+    std::string out = "'";
+    for (const char c : s) {
+        if (c == '\'') {
+            out += "'\\''";
+        } else {
+            out += c;
+        }
+    }
+    return out + "'";
+}
+
 }  // namespace yuxi::config::test

@@ -42,6 +42,8 @@ const std::map<std::string, std::string> kFamilies = {
     {"yuxi_config_l2_snapshot_loads_total", "counter"},
     {"yuxi_config_rejected_documents_total", "counter"},
     {"yuxi_config_build_info", "gauge"},
+    {"yuxi_config_history_rewound_total", "counter"},
+    {"yuxi_config_serving_server_info", "gauge"},
 };
 
 ModeStatus database_status() {

@@ -50,6 +50,10 @@ class LockError : public std::runtime_error {
         // or a proxy, or no reply within command_timeout. The connection is dropped and
         // the next call reconnects. The command may or may not have run.
         io,
+        // The lock was acquired, but fewer replicas than RedisEndpoint::min_replicas
+        // acknowledged it within replica_timeout (Redis WAIT), so its fencing token might
+        // not survive a failover. The lock was released again; safe to retry.
+        replication,
     };
 
     LockError(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
@@ -78,6 +82,8 @@ inline const char* to_string(LockError::Kind kind) noexcept {
             return "protocol";
         case LockError::Kind::io:
             return "io";
+        case LockError::Kind::replication:
+            return "replication";
     }
     return "unknown";
 }

@@ -68,6 +68,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "yuxi/config/errors.hpp"
 
@@ -85,10 +86,36 @@ struct RedisEndpoint {
     std::chrono::milliseconds connect_timeout{2000};
     std::chrono::milliseconds command_timeout{2000};
 
-    // REDIS_HOST (default 127.0.0.1), REDIS_PORT (default 6379), REDIS_USERNAME and REDIS_PASSWORD
-    // (default none), REDIS_DB (default 0); an unset or empty variable takes the default. Throws
-    // std::invalid_argument naming the variable if REDIS_PORT is not 1-65535 or REDIS_DB is not a
-    // non-negative integer.
+    // Redis Sentinel. When `sentinels` is not empty, host and port are not used: the
+    // address of `sentinel_master`'s primary is asked from these Sentinels ("host:port",
+    // port 26379 by default; an item may list several, comma-separated) on every connect,
+    // and the server is used only if ROLE says it is the primary. A READONLY answer or a
+    // lost connection leads back to the Sentinels. Credentials for the Sentinels
+    // themselves are separate from `password`, which is the data nodes'.
+    std::vector<std::string> sentinels;
+    std::string sentinel_master = "mymaster";
+    std::string sentinel_username;  // empty: AUTH with the password only
+    std::string sentinel_password;  // empty: no AUTH to the Sentinels
+    // Replicas that must acknowledge an acquisition (Redis WAIT, up to replica_timeout)
+    // before try_acquire() returns its fencing token: a token acknowledged only by a
+    // primary that then dies could be issued again by the promoted replica. -1: 1 when
+    // Sentinel is configured, else 0 (a single Redis has no replica to wait for).
+    int min_replicas = -1;
+    std::chrono::milliseconds replica_timeout{1000};
+
+    bool uses_sentinel() const noexcept { return !sentinels.empty(); }
+    int required_replicas() const noexcept {
+        return min_replicas >= 0 ? min_replicas : (uses_sentinel() ? 1 : 0);
+    }
+
+    // REDIS_HOST (default 127.0.0.1), REDIS_PORT (default 6379), REDIS_USERNAME and
+    // REDIS_PASSWORD (default none), REDIS_DB (default 0); an unset or empty variable takes the default.
+    // Throws std::invalid_argument naming the variable if REDIS_PORT is not 1-65535 or
+    // REDIS_DB is not a non-negative integer.
+    // Also REDIS_SENTINELS (comma-separated host:port), REDIS_SENTINEL_MASTER (default
+    // mymaster), REDIS_SENTINEL_USERNAME, REDIS_SENTINEL_PASSWORD and REDIS_MIN_REPLICAS
+    // (default -1, as above); a malformed REDIS_SENTINELS or REDIS_MIN_REPLICAS throws
+    // std::invalid_argument naming it.
     static RedisEndpoint from_env();
 };
 

@@ -23,6 +23,7 @@
 #include "core/agent_report.hpp"
 #include "core/change_message.hpp"
 #include "core/database_url.hpp"
+#include "core/history_record.hpp"
 #include "core/signing.hpp"
 #include "core/toml_json.hpp"
 
@@ -166,6 +167,18 @@ Outcome agent_report(std::string_view input) {
     (void)outcome("agent_report", pod);
     (void)outcome("agent_report", report);
     return pod && report ? Outcome::accepted : Outcome::refused;
+}
+
+Outcome history(std::string_view input) {
+    const auto record = decode_history_record(input);
+    if (record) {
+        const auto again = decode_history_record(encode_history_record(*record));
+        if (!again || again->id != record->id || again->revision != record->revision ||
+            again->first_lost != record->first_lost) {
+            broken("history", "a decoded record survives encoding unchanged");
+        }
+    }
+    return outcome("history", record);
 }
 
 Outcome notify(std::string_view input) {
@@ -367,6 +380,7 @@ constexpr std::array<Entry, 12> kDecoders = {{
     {"snapshot", snapshot},
     {"stream", stream},
     {"agent_report", agent_report},
+    {"history", history},
     {"notify", notify},
     {"catchup", catchup},
     {"http", http},
