@@ -69,11 +69,12 @@ CREATE OR REPLACE FUNCTION yuxi_config_key_revision(p_namespace TEXT, p_key TEXT
         (SELECT trimmed_through FROM yuxi_config_log_state), 0)
 $$;
 
--- One key, inside a caller that holds the log's lock. p_value NULL deletes. p_category
--- NULL keeps the key's category, or gives a new key p_new_category. Returns whether a row
--- changed (the trigger then logged it and set yuxi_config.revision).
+-- One key, inside a caller that holds the log's lock. p_value NULL deletes. Unless
+-- p_category_given, the key keeps its category, or a new key gets p_new_category.
+-- Returns whether a row changed (the trigger then logged it and set yuxi_config.revision).
 CREATE OR REPLACE FUNCTION yuxi_config_write_one(
-    p_namespace TEXT, p_key TEXT, p_value JSONB, p_category TEXT, p_new_category TEXT)
+    p_namespace TEXT, p_key TEXT, p_value JSONB, p_category TEXT, p_category_given BOOLEAN,
+    p_new_category TEXT)
     RETURNS BOOLEAN LANGUAGE plpgsql AS $$
 DECLARE
     cur_value JSONB;
@@ -90,9 +91,9 @@ BEGIN
         IF p_value IS NULL THEN
             RETURN FALSE;
         END IF;
-        v_category := coalesce(p_category, p_new_category);
+        v_category := CASE WHEN p_category_given THEN p_category ELSE p_new_category END;
     ELSE
-        v_category := coalesce(p_category, cur_category);
+        v_category := CASE WHEN p_category_given THEN p_category ELSE cur_category END;
         IF p_value IS NOT NULL AND cur_value = p_value
            AND (p_namespace = 'metadata' OR cur_category IS NOT DISTINCT FROM v_category) THEN
             RETURN FALSE;
@@ -165,7 +166,8 @@ BEGIN
     IF status IS NOT NULL THEN
         RETURN;
     END IF;
-    IF yuxi_config_write_one(p_namespace, p_key, p_value, p_category, p_new_category) THEN
+    IF yuxi_config_write_one(p_namespace, p_key, p_value, p_category, p_category IS NOT NULL,
+                             p_new_category) THEN
         status := 'written';
         revision := nullif(current_setting('yuxi_config.revision', true), '')::BIGINT;
     ELSE
@@ -175,8 +177,8 @@ BEGIN
 END $$;
 
 -- Many keys in one transaction (readers see them all at once, at the last revision it
--- made). p_items: [{"namespace","key","value" (absent: delete),"category","new_category",
--- "if_revision"}]. Every check passes before anything is written; a refusal names its key.
+-- made). p_items: [{"namespace","key","value" (absent: delete),"category" (absent: kept;
+-- null: none),"new_category","if_revision"}]. Every check passes before anything is written; a refusal names its key.
 CREATE OR REPLACE FUNCTION yuxi_config_write_many(p_items JSONB, p_schemas_version BIGINT,
     OUT status TEXT, OUT revision BIGINT, OUT namespace TEXT, OUT key TEXT)
     LANGUAGE plpgsql AS $$
@@ -201,7 +203,8 @@ BEGIN
     key := NULL;
     FOR item IN SELECT e FROM jsonb_array_elements(p_items) e LOOP
         IF yuxi_config_write_one(item ->> 'namespace', item ->> 'key', item -> 'value',
-                                 item ->> 'category', item ->> 'new_category') THEN
+                                 item ->> 'category', item ? 'category',
+                                 item ->> 'new_category') THEN
             changed := TRUE;
         ELSE
             newest := greatest(newest,
