@@ -137,11 +137,13 @@ std::size_t Fleet::wait(std::uint64_t revision, std::chrono::milliseconds timeou
                 return 0;
             }
         }
-        // A rejection at or below the revision: that agent serves another value than the
-        // database's at `revision`, and will until a valid write of the key.
+        // An agent at the revision that still holds back a value refused at or below it
+        // serves another state than the database's at `revision`, and will until a valid
+        // write of the key (an agent still behind may yet apply that write).
         std::vector<AgentStatus> refusing;
         for (const AgentStatus& a : agents) {
-            if (std::any_of(a.rejected.begin(), a.rejected.end(),
+            if (a.revision >= revision &&
+                std::any_of(a.rejected.begin(), a.rejected.end(),
                             [&](const AgentRejection& r) { return r.revision <= revision; })) {
                 refusing.push_back(a);
             }

@@ -106,6 +106,9 @@ struct ModeStatus {
     std::uint64_t reconnects = 0;
     std::uint64_t resyncs = 0;
     std::vector<std::pair<std::string_view, std::uint64_t>> errors;  // by kind
+    // Values refused (the key keeps its last good value), by reason, and the keys held back.
+    std::vector<std::pair<std::string, std::uint64_t>> rejected_values;
+    std::uint64_t rejected_keys = 0;
 };
 
 class Metrics {

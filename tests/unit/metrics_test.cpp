@@ -39,6 +39,8 @@ const std::map<std::string, std::string> kFamilies = {
     {"yuxi_config_relay_leader", "gauge"},
     {"yuxi_config_l2_snapshot_loads_total", "counter"},
     {"yuxi_config_rejected_documents_total", "counter"},
+    {"yuxi_config_rejected_values_total", "counter"},
+    {"yuxi_config_rejected_keys", "gauge"},
     {"yuxi_config_build_info", "gauge"},
 };
 

@@ -208,8 +208,9 @@ class Fleet {
 
     // Returns once every live agent has applied `revision` (the number of agents waited
     // for; 0: no live agent, nothing to wait for). Throws WaitError rejected as soon as a
-    // live agent that has applied it reports a rejection at or below it, WaitError timeout
-    // once `timeout` passes, AdminError unavailable.
+    // live agent that has applied it still holds back a value refused at or below it (it
+    // serves another state than the database's), WaitError timeout once `timeout` passes,
+    // AdminError unavailable.
     std::size_t wait(std::uint64_t revision, std::chrono::milliseconds timeout);
 
     const RedisEndpoint& endpoint() const noexcept;
