@@ -306,6 +306,19 @@ WriteResult Admin::remove(std::string_view key, const WriteOptions& options) {
     return impl_->write_one(key, std::nullopt, options);
 }
 
+std::optional<KeyValue> Admin::get(std::string_view key, bool metadata) {
+    const auto rows = impl_->db->query(
+        metadata ? "SELECT content::text, NULL, yuxi_config_key_revision('metadata', key) FROM "
+                   "global_metadata WHERE key = $1"
+                 : "SELECT value::text, category, yuxi_config_key_revision('config', key) FROM "
+                   "system_configs WHERE key = $1",
+        {std::string(key)});
+    if (rows.empty()) {
+        return std::nullopt;
+    }
+    return KeyValue{rows[0][0].value_or("null"), rows[0][1], admin::to_u64(rows[0][2])};
+}
+
 WriteResult Admin::set_many(const std::vector<Write>& writes) {
     if (writes.empty()) {
         return {revision(), false};

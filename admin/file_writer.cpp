@@ -3,10 +3,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "admin/toml_file.hpp"
@@ -124,38 +126,54 @@ std::string ConfigFileWriter::read() const {
 }
 
 bool ConfigFileWriter::apply(const std::vector<FileWrite>& writes) {
-    // Parsed and checked before the lock: a refused value costs the others no wait.
-    std::vector<std::pair<std::string, std::optional<json>>> parsed;
-    for (const auto& [key, text] : writes) {
-        if (key.empty()) {
+    // Parsed before the lock: bad input costs the other writers no wait.
+    std::vector<std::pair<const std::vector<std::string>*, std::optional<json>>> parsed;
+    for (const auto& [path, text] : writes) {
+        if (path.empty() ||
+            std::any_of(path.begin(), path.end(), [](const std::string& k) { return k.empty(); })) {
             throw AdminError(AdminError::Kind::usage, "a key cannot be empty");
         }
         if (!text) {
-            parsed.emplace_back(key, std::nullopt);
+            parsed.emplace_back(&path, std::nullopt);
             continue;
         }
         auto doc = parse_json(*text, {kMaxValueBytes, kMaxValueDepth});
         if (!doc) {
-            throw AdminError(AdminError::Kind::usage, "the value of config '" + printable(key) +
+            throw AdminError(AdminError::Kind::usage, "the value of config '" + printable(path[0]) +
                                                           "' is not valid JSON (" + doc.reason() +
                                                           "); nothing was written");
         }
-        if (const auto v = impl_->schemas.validate(Namespace::config, key, *doc)) {
-            throw InvalidValueError("config '" + printable(key) + "' breaks its schema (pattern '" +
-                                        printable(v->pattern) + "'): " + v->message() +
-                                        "; nothing was written",
-                                    key, v->pointer, v->rule + " (" + v->detail + ")");
-        }
-        parsed.emplace_back(key, std::move(*doc));
+        parsed.emplace_back(&path, std::move(*doc));
     }
     const FileLock lock(impl_->lock_path);
     const json current = impl_->load();
     json next = current;
-    for (auto& [key, value] : parsed) {
+    std::set<std::string> touched;
+    for (auto& [path, value] : parsed) {
+        json* at = &next;
+        for (std::size_t i = 0; i + 1 < path->size(); ++i) {
+            json& child = (*at)[(*path)[i]];
+            if (!child.is_object()) {
+                child = json::object();
+            }
+            at = &child;
+        }
         if (value) {
-            next[key] = std::move(*value);
+            (*at)[path->back()] = std::move(*value);
         } else {
-            next.erase(key);
+            at->erase(path->back());
+        }
+        touched.insert(path->front());
+    }
+    for (const std::string& key : touched) {
+        if (!next.contains(key)) {
+            continue;
+        }
+        if (const auto v = impl_->schemas.validate(Namespace::config, key, next[key])) {
+            throw InvalidValueError("config '" + printable(key) + "' breaks its schema (pattern '" +
+                                        printable(v->pattern) + "'): " + v->message() +
+                                        "; nothing was written",
+                                    key, v->pointer, v->rule + " (" + v->detail + ")");
         }
     }
     if (next == current) {

@@ -110,6 +110,11 @@ TEST_F(AdminLibraryTest, ASetIsVisibleInAnotherProcessAfterWait) {
     EXPECT_TRUE(r.changed);
     a.wait(r.revision, WaitScope::local, 10s);
     EXPECT_EQ(c.get("embed_model"), R"("bge-m3")");
+    const auto held = a.get("embed_model");
+    ASSERT_TRUE(held);
+    EXPECT_EQ(held->value, R"("bge-m3")");
+    EXPECT_EQ(held->revision, r.revision);
+    EXPECT_FALSE(a.get("absent"));
     EXPECT_EQ(c.view("embed_model")->category(), "models");  // the mapping for a new key
     // The same value again: nothing written.
     const WriteResult again = a.set("embed_model", R"("bge-m3")");
@@ -386,7 +391,8 @@ TEST_F(AdminLibraryTest, TheFileWriterChecksAndReplacesTheFileAtomically) {
     const fs::path toml = dir_ / "base.toml";
     const fs::path schema = dir_ / "schema.json";
     {
-        std::ofstream(toml) << "embed_model = \"bge-m3\"\n[model_names.p]\nmodels = [\"a\"]\n";
+        std::ofstream(toml) << "embed_model = \"bge-m3\"\n[model_names.p]\nname = \"P\"\n"
+                               "base_url = \"http://p\"\nmodels = [\"a\"]\n";
         std::ofstream(schema) << json{{"v", 1},
                                       {"schemas",
                                        {{{"namespace", "config"},
@@ -395,16 +401,21 @@ TEST_F(AdminLibraryTest, TheFileWriterChecksAndReplacesTheFileAtomically) {
                                      .dump();
     }
     ConfigFileWriter w(toml.string(), schema.string());
-    EXPECT_THROW((void)w.apply({{"model_names", R"({"p":{"models":["a"]}})"}}), InvalidValueError);
+    EXPECT_THROW((void)w.apply({{{"model_names"}, R"({"p":{"models":["a"]}})"}}),
+                 InvalidValueError);
+    EXPECT_THROW((void)w.apply({{{"model_names", "q"}, R"({"name":"Q"})"}}), InvalidValueError);
     EXPECT_EQ(json::parse(w.read())["embed_model"], "bge-m3");
-    EXPECT_TRUE(w.apply({{"embed_model", R"("bge-large")"}, {"top_k", "5"}}));
-    EXPECT_FALSE(w.apply({{"top_k", "5"}}));
-    EXPECT_TRUE(w.apply({{"top_k", std::nullopt}}));
+    EXPECT_TRUE(w.apply({{{"embed_model"}, R"("bge-large")"}, {{"top_k"}, "5"}}));
+    EXPECT_FALSE(w.apply({{{"top_k"}, "5"}}));
+    EXPECT_TRUE(w.apply({{{"top_k"}, std::nullopt}}));
+    EXPECT_TRUE(
+        w.apply({{{"model_names", "q"}, R"({"name":"Q","base_url":"http://q","models":["m"]})"}}));
     const json now = json::parse(w.read());
     EXPECT_EQ(now["embed_model"], "bge-large");
     EXPECT_FALSE(now.contains("top_k"));
     EXPECT_EQ(now["model_names"]["p"]["models"], json::array({"a"}));
-    EXPECT_THROW((void)w.apply({{"n", "null"}}), AdminError);  // TOML has no null
+    EXPECT_EQ(now["model_names"]["q"]["models"], json::array({"m"}));
+    EXPECT_THROW((void)w.apply({{{"n"}, "null"}}), AdminError);  // TOML has no null
     EXPECT_THROW(ConfigFileWriter(toml.string(), (dir_ / "missing.json").string()), AdminError);
 }
 

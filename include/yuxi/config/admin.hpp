@@ -152,6 +152,13 @@ struct WriteResult {
     bool changed = false;
 };
 
+// A key as the database holds it now.
+struct KeyValue {
+    std::string value;  // JSON text
+    std::optional<std::string> category;
+    std::uint64_t revision = 0;  // its last change: what a compare-and-set compares with
+};
+
 struct HistoryEntry {
     std::uint64_t revision = 0;
     std::string changed_at;                // UTC, ISO 8601 with milliseconds
@@ -243,6 +250,8 @@ class Admin {
     WriteResult set_many(const std::vector<Write>& writes);
     // Deletes `key`; an absent key is unchanged (changed false).
     WriteResult remove(std::string_view key, const WriteOptions& options = {});
+    // The key as the database holds it (for a read-modify-write with if_revision).
+    std::optional<KeyValue> get(std::string_view key, bool metadata = false);
 
     // The changes of `key`, newest first. Throws AdminError not_found if none.
     std::vector<HistoryEntry> history(std::string_view key, bool metadata = false,
@@ -291,8 +300,9 @@ class Admin {
 // basic, features, models, agents, sandbox), or nothing.
 std::optional<std::string> default_category(std::string_view key);
 
-// One change of a TOML file's top-level key: JSON text, or nothing to remove the key.
-using FileWrite = std::pair<std::string, std::optional<std::string>>;
+// One change of a TOML file: the path of keys from the top level (["embed_model"], or
+// ["model_names", "ollama"] for a table inside one), and JSON text, or nothing to remove it.
+using FileWrite = std::pair<std::vector<std::string>, std::optional<std::string>>;
 
 // File mode's writer of a TOML file (base.toml) that the agent watches.
 class ConfigFileWriter {
@@ -304,9 +314,10 @@ class ConfigFileWriter {
     ConfigFileWriter(ConfigFileWriter&&) noexcept;
     ConfigFileWriter& operator=(ConfigFileWriter&&) noexcept;
 
-    // Under an flock on ".NAME.lock" beside the file: reads it, applies `writes`, checks
-    // each value written against its schema (InvalidValueError: nothing written), and
-    // replaces the file atomically. Returns whether its content changed. A value TOML
+    // Under an flock on ".NAME.lock" beside the file: reads it, applies `writes` (a path
+    // through a missing or non-table key makes tables), checks each top-level key written
+    // against its schema (InvalidValueError: nothing written), and replaces the file
+    // atomically. Returns whether its content changed. A value TOML
     // cannot hold (null) is AdminError usage; I/O errors are AdminError unavailable.
     bool apply(const std::vector<FileWrite>& writes);
     // The file's top-level table as a JSON object (text); "{}" if the file is absent.
