@@ -88,8 +88,8 @@ Connection::Connection(const DatabaseTarget& target, const std::string& applicat
         PQfinish(conn_);
         conn_ = nullptr;
         throw unavailable("cannot connect to " + shown_ + ": " + why +
-                          "; check that PostgreSQL runs there and the URL (--database-url "
-                          "or DATABASE_URL); nothing was changed");
+                          "; check that PostgreSQL runs there and the database URL "
+                          "(DATABASE_URL); nothing was changed");
     }
     PQsetNoticeProcessor(
         conn_, [](void*, const char*) {}, nullptr);
