@@ -23,119 +23,6 @@ const OptionSpec* find_option(const std::vector<OptionSpec>& options, std::strin
     return it == options.end() ? nullptr : &*it;
 }
 
-std::string_view subcommand(const CommandLine& cl) {
-    return cl.args.empty() ? std::string_view() : std::string_view(cl.args[0]);
-}
-
-void check_subcommand(const CommandSpec& spec, const CommandLine& cl,
-                      std::initializer_list<std::string_view> known) {
-    for (const std::string_view k : known) {
-        if (subcommand(cl) == k) {
-            return;
-        }
-    }
-    throw UsageError("unknown '" + std::string(spec.name) + "' subcommand '" +
-                     std::string(subcommand(cl)) + "'; usage: yuxi-configctl " +
-                     std::string(spec.synopsis));
-}
-
-void check_named_paths(const CommandLine& cl) {
-    for (const std::string& v : cl.values_of("--metadata")) {
-        const auto eq = v.find('=');
-        if (eq == 0 || eq == std::string::npos || eq + 1 == v.size()) {
-            throw UsageError(
-                "option '--metadata' needs NAME=PATH (the metadata key and its JSON "
-                "file), not '" +
-                v + "'");
-        }
-    }
-}
-
-// The options of the database and Redis commands.
-void check_admin(const CommandSpec& spec, const CommandLine& cl) {
-    for (const std::string_view o : {"--stale-after", "--ttl"}) {
-        if (const auto v = cl.value(o)) {
-            (void)parse_seconds(o, *v);
-        }
-    }
-    if (spec.name == "lock") {
-        if (const auto v = cl.value("--wait")) {
-            (void)parse_seconds("--wait", *v);
-        }
-        if (const auto v = cl.value("--ttl"); v && parse_seconds("--ttl", *v) < 0.01) {
-            throw UsageError("option '--ttl' needs at least 0.01 seconds");
-        }
-    }
-    for (const std::string_view o : {"--if-revision", "--to-revision", "--keep"}) {
-        if (const auto v = cl.value(o)) {
-            (void)parse_revision(o, *v);
-        }
-    }
-    if (const auto v = cl.value("--limit")) {
-        (void)parse_count("--limit", *v);
-    }
-    if (const auto v = cl.value("--redis-port")) {
-        if (parse_revision("--redis-port", *v) > 65535 || *v == "0") {
-            throw UsageError("option '--redis-port' needs a port from 1 to 65535, not '" + *v +
-                             "'");
-        }
-    }
-    const bool waits = cl.has("--wait") || cl.has("--wait-all");
-    if (spec.target == Target::database && cl.has("--timeout") && !waits) {
-        throw UsageError("option '--timeout' goes with --wait or --wait-all");
-    }
-    if (spec.name == "schema") {
-        check_subcommand(spec, cl, {"apply", "status"});
-    } else if (spec.name == "log") {
-        check_subcommand(spec, cl, {"trim", "status"});
-        if ((subcommand(cl) == "trim") != cl.has("--keep")) {
-            throw UsageError(subcommand(cl) == "trim" ? "log trim needs --keep N"
-                                                      : "option '--keep' goes with log trim");
-        }
-    } else if (spec.name == "rollback" && !cl.has("--to-revision")) {
-        throw UsageError("rollback needs --to-revision N; 'yuxi-configctl history KEY' lists them");
-    } else if (spec.name == "migrate" || spec.name == "export") {
-        if (!cl.has("--config-file") && !cl.has("--metadata")) {
-            throw UsageError(std::string(spec.name) +
-                             " needs --config-file FILE or --metadata NAME=PATH (or both)");
-        }
-        if (spec.name == "export" && cl.values_of("--config-file").size() > 1) {
-            throw UsageError("export writes one --config-file (the database holds the merge)");
-        }
-        check_named_paths(cl);
-    }
-}
-
-// What the option table cannot say: argument counts, exclusive options, values.
-void check(const CommandSpec& spec, const CommandLine& cl) {
-    if (cl.args.size() < spec.min_args || cl.args.size() > spec.max_args) {
-        throw UsageError("usage: yuxi-configctl " + std::string(spec.synopsis));
-    }
-    // get and watch print one form of the value; dump's --pretty qualifies its --json.
-    std::vector<std::string_view> forms;
-    for (const std::string_view o : {"--raw", "--pretty", "--json"}) {
-        if (cl.has(o) && !(spec.name == "dump" && o == "--pretty")) {
-            forms.push_back(o);
-        }
-    }
-    if (forms.size() > 1) {
-        throw UsageError("options " + std::string(forms[0]) + " and " + std::string(forms[1]) +
-                         " cannot be combined");
-    }
-    if (spec.name == "dump" && cl.has("--pretty") && !cl.has("--json")) {
-        throw UsageError("option --pretty of dump goes with --json");
-    }
-    for (const std::string_view o : {"--timeout", "--max-age"}) {
-        if (const auto v = cl.value(o)) {
-            (void)parse_seconds(o, *v);
-        }
-    }
-    if (const auto v = cl.value("--count")) {
-        (void)parse_count("--count", *v);
-    }
-    check_admin(spec, cl);
-}
-
 }  // namespace
 
 bool CommandLine::has(std::string_view option) const {
@@ -184,7 +71,8 @@ std::vector<OptionSpec> write_options(std::vector<OptionSpec> own) {
     "  --wait-all      return once every live agent in Redis (yuxi:config:agents) has\n" \
     "                  applied the revision; no live agent: nothing to wait for\n"       \
     "  --timeout S     how long each wait lasts (default 10 for --wait, 30 for\n"        \
-    "                  --wait-all)\n"                                                    \
+    "                  --wait-all); --wait-all fails at once if an agent refused a\n"    \
+    "                  value up to the revision (it keeps that key's last good value)\n" \
     "  --stale-after S an agent whose heartbeat is older is not live (default 10)\n"     \
     "  --redis-host H, --redis-port P  Redis for --wait-all (default $REDIS_HOST,\n"     \
     "                  $REDIS_PORT)\n"                                                   \
@@ -198,7 +86,9 @@ std::vector<OptionSpec> write_options(std::vector<OptionSpec> own) {
 
 #define YUXI_CONFIGCTL_WRITE_EXITS                                                          \
     "Exit status: 0 done, 1 no such key, 2 usage or bad input, 3 --if-revision conflict,\n" \
-    "4 database or Redis unreachable, 5 a wait timed out (the write is committed).\n"
+    "4 database or Redis unreachable, 5 a wait timed out, 7 an agent refused a value up\n"  \
+    "to the revision (for both, the write is committed), 8 the value breaks its key's\n"    \
+    "JSON Schema (nothing was written).\n"
 
 std::vector<CommandSpec> admin_commands() {
     return {
@@ -242,7 +132,8 @@ std::vector<CommandSpec> admin_commands() {
          "  --to-revision N the revision whose value to restore ('history KEY' lists "
          "them)\n" YUXI_CONFIGCTL_WAIT_HELP
          "Exit status: 0 done, 1 revision N is no longer in the log, 2 usage, 4 database,\n"
-         "5 a wait timed out.\n",
+         "5 a wait timed out, 7 an agent refused a value, 8 the value of revision N breaks\n"
+         "the key's JSON Schema now.\n",
          Target::database},
         {"schema",
          1,
@@ -304,6 +195,59 @@ std::vector<CommandSpec> admin_commands() {
          "file can be. A value TOML cannot hold (null) fails the export, naming the key.\n"
          "Exit status: 0 done, 1 no metadata document NAME, 2 usage, a value TOML cannot\n"
          "hold or a file that cannot be written, 4 database.\n",
+         Target::database},
+        {"wait",
+         0,
+         1,
+         {kDatabaseUrl,
+          {"--all", false},
+          {"--timeout", true},
+          {"--stale-after", true},
+          {"--redis-host", true},
+          {"--redis-port", true},
+          {"--redis-sentinels", true},
+          {"--redis-sentinel-master", true},
+          {"--signing-key-file", true},
+          {"--insecure-redis", false},
+          {"--json", false}},
+         "wait [REVISION] [--all] [--timeout S]",
+         "Waits until the local segment (--segment) shows REVISION (default: the database's\n"
+         "revision), or with --all until every live agent in Redis has applied it. --all\n"
+         "fails at once when an agent reports that it refused a value up to REVISION (it\n"
+         "keeps that key's last good value), naming the pods, keys and reasons.\n"
+         "  --all           wait for the fleet (yuxi:config:agents) instead of this host\n"
+         "  --timeout S     how long (default 10, 30 with --all)\n"
+         "  --stale-after S an agent whose heartbeat is older is not live (default 10)\n"
+         "  --redis-host H, --redis-port P  default $REDIS_HOST, $REDIS_PORT\n"
+         "  --redis-sentinels LIST, --redis-sentinel-master NAME  Redis through Sentinel\n"
+         "  --signing-key-file F  the fleet's key, to verify the agents' reports (default\n"
+         "                  $YUXI_CONFIG_SIGNING_KEY_FILE, else $YUXI_CONFIG_SIGNING_KEY)\n"
+         "  --insecure-redis  the fleet runs unsigned: take the reports unverified\n"
+         "  --json          print one JSON object\n"
+         "Exit status: 0 seen, 2 usage or no segment, 4 database or Redis unreachable,\n"
+         "5 timed out, 7 an agent refused a value up to REVISION.\n",
+         Target::database},
+        {"value-schema",
+         1,
+         3,
+         {kDatabaseUrl, {"--metadata", false}, {"--force", false}, {"--json", false}},
+         "value-schema set PATTERN FILE | get PATTERN | list | delete PATTERN | import FILE",
+         "The JSON Schema of each key (table yuxi_config_value_schemas): every writer refuses\n"
+         "a value that breaks its key's schema, and agents refuse one that slips past (raw\n"
+         "SQL), keeping the key's last good value. PATTERN is a key, or a key with * (any\n"
+         "characters); a key's schema is its exact pattern's, else the longest matching one.\n"
+         "  set PATTERN FILE  store the JSON Schema (draft 7) in FILE (- for stdin); refused\n"
+         "                    if a value it governs breaks it, unless --force\n"
+         "  get PATTERN       print the schema\n"
+         "  list              print every pattern (with --json, the schemas too)\n"
+         "  delete PATTERN    delete the schema\n"
+         "  import FILE       a pydantic model's JSON Schema (model_json_schema()): one\n"
+         "                    schema per property, its $defs inlined, in one transaction\n"
+         "  --metadata        PATTERN names metadata documents (default: config keys)\n"
+         "  --force           store even if current values break it\n"
+         "  --json            print JSON\n"
+         "Exit status: 0 done, 1 no such schema, 2 usage or a schema that cannot be used,\n"
+         "4 database, 8 a current value breaks the schema.\n",
          Target::database},
         {"lock",
          2,
@@ -532,8 +476,10 @@ CommandLine parse(std::span<const std::string> argv) {
         cl.values[name] = *inline_value;
         cl.all_values.emplace_back(name, *inline_value);
     }
-    if (spec != nullptr && !cl.has("--help")) {
-        check(*spec, cl);
+    // What the table says of arguments; every other rule is the request's (requests.cpp).
+    if (spec != nullptr && !cl.has("--help") &&
+        (cl.args.size() < spec->min_args || cl.args.size() > spec->max_args)) {
+        throw UsageError("usage: yuxi-configctl " + std::string(spec->synopsis));
     }
     return cl;
 }
@@ -607,7 +553,9 @@ std::string general_help() {
         "before --timeout, not healthy); 2 usage error or bad input, or the segment cannot\n"
         "be opened; 3 --if-revision conflict; 4 PostgreSQL or Redis unreachable or refused;\n"
         "5 --wait/--wait-all timed out (the write is committed); 6 lock lost while the\n"
-        "command ran; 75 lock held by somebody else. The reason is on stderr.\n"
+        "command ran; 7 an agent refused a value (--wait-all, wait --all); 8 a value that\n"
+        "breaks its key's JSON Schema (nothing written); 75 lock held by somebody else.\n"
+        "The reason is on stderr.\n"
         "docs/cli.md has every command, option and output.\n";
     return out;
 }

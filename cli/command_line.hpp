@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <map>
 #include <optional>
 #include <span>
@@ -22,6 +23,8 @@ enum class Exit : int {
     unavailable = 4,  // the database or Redis cannot be reached, or refused the work
     timeout = 5,      // --wait / --wait-all: committed, but not seen in time
     lock_lost = 6,    // lock: the lock was lost while the command ran
+    rejected = 7,     // --wait-all, wait --all: an agent refused a value up to the revision
+    invalid = 8,      // the value breaks its key's JSON Schema; nothing was written
     lock_busy = 75,   // lock: somebody else held the lock for all of --wait (EX_TEMPFAIL)
 };
 
@@ -40,6 +43,12 @@ class CommandError : public std::runtime_error {
 
   private:
     Exit exit_;
+};
+
+// Where a command writes: results to `out`, explanations to `err`.
+struct Io {
+    std::ostream& out;
+    std::ostream& err;
 };
 
 struct OptionSpec {
@@ -84,8 +93,9 @@ const std::vector<CommandSpec>& commands();
 // The command of that name, or nullptr.
 const CommandSpec* find_command(std::string_view name);
 
-// Parses argv without the program name. Options may come before or after the command;
-// "--" ends them. Throws UsageError.
+// Parses argv without the program name against the command's option table and argument
+// count (values are checked by to_request, requests.hpp). Options may come before or
+// after the command; "--" ends them. Throws UsageError.
 CommandLine parse(std::span<const std::string> argv);
 
 // "12", "0.5", "2.5s" -> seconds; throws UsageError naming `option`.

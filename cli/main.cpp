@@ -4,14 +4,18 @@
 #include <exception>
 #include <iostream>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "cli/admin_support.hpp"
 #include "cli/command_line.hpp"
 #include "cli/migrate_commands.hpp"
 #include "cli/read_commands.hpp"
 #include "cli/redis_commands.hpp"
+#include "cli/requests.hpp"
 #include "cli/schema_command.hpp"
 #include "cli/write_commands.hpp"
+#include "yuxi/config/admin.hpp"
 #include "yuxi/config/client.hpp"
 
 #ifndef YUXI_CONFIG_VERSION
@@ -26,32 +30,12 @@ int code(Exit e) {
     return static_cast<int>(e);
 }
 
+// The request's command, on the request: no command sees the raw command line.
 Exit dispatch(const yuxi::config::cli::CommandLine& cl) {
     namespace cli = yuxi::config::cli;
-    const std::string& c = cl.command;
-    if (c == "schema") {
-        return cli::run_schema(cl, std::cout, std::cerr);
-    }
-    if (c == "migrate") {
-        return cli::run_migrate(cl, std::cout, std::cerr);
-    }
-    if (c == "export") {
-        return cli::run_export(cl, std::cout, std::cerr);
-    }
-    if (c == "lock") {
-        return cli::run_lock(cl, std::cout, std::cerr);
-    }
-    if (c == "agents") {
-        return cli::run_agents(cl, std::cout, std::cerr);
-    }
-    if (c == "keygen") {
-        return cli::run_keygen(std::cout);
-    }
-    if (cli::find_command(c)->target == cli::Target::database) {
-        return cli::run_write_command(cl, std::cout, std::cerr);
-    }
-    const auto client = yuxi::config::Client::open(cl.value("--segment").value_or(""));
-    return cli::run_read_command(client, cl, std::cout, std::cerr);
+    const cli::Request request = cli::to_request(cl);
+    const cli::Io io{std::cout, std::cerr};
+    return std::visit([&](const auto& r) { return cli::run(r, io); }, request);
 }
 
 int run(const std::vector<std::string>& argv) {
@@ -94,6 +78,9 @@ int main(int argc, char** argv) {
     } catch (const yuxi::config::cli::CommandError& e) {
         std::cerr << "yuxi-configctl: " << e.what() << '\n';
         return code(e.exit());
+    } catch (const yuxi::config::AdminError& e) {
+        std::cerr << "yuxi-configctl: " << e.what() << '\n';
+        return code(yuxi::config::cli::exit_of(e.kind()));
     } catch (const std::exception& e) {
         // UsageError and SegmentError: their messages say what to change.
         std::cerr << "yuxi-configctl: " << e.what() << '\n';

@@ -1,11 +1,6 @@
 // migrate and export: between file mode's files and PostgreSQL.
 #include "cli/migrate_commands.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <toml++/toml.h>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -19,24 +14,18 @@
 #include <string>
 #include <vector>
 
-#include "cli/categories.hpp"
-#include "cli/database.hpp"
+#include "admin/connection.hpp"
+#include "admin/toml_file.hpp"
 #include "core/toml_json.hpp"
+#include "core/value_schema.hpp"
 
 namespace yuxi::config::cli {
 namespace {
 
 namespace fs = std::filesystem;
+using admin::DbRow;
 using nlohmann::json;
-
-std::string quote(std::string_view s) {
-    return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-std::pair<std::string, std::string> name_and_path(const std::string& spec) {
-    const auto eq = spec.find('=');
-    return {spec.substr(0, eq), spec.substr(eq + 1)};
-}
+using Database = admin::Connection;
 
 std::string read_input(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -71,20 +60,19 @@ json document_or_fail(const DocumentResult& doc) {
     return *doc;
 }
 
-std::vector<Wanted> wanted_entries(const CommandLine& cl) {
+std::vector<Wanted> wanted_entries(const MigrateRequest& r) {
     std::vector<Wanted> out;
     json merged = json::object();
-    for (const std::string& path : cl.values_of("--config-file")) {
+    for (const std::string& path : r.config_files) {
         merge_json(merged, document_or_fail(parse_toml_document(read_input(path), path)));
     }
     for (const auto& [k, v] : merged.items()) {
-        out.push_back({false, k, canonical(v), category_for(k)});
+        out.push_back({false, k, canonical(v), default_category(k)});
     }
-    for (const std::string& spec : cl.values_of("--metadata")) {
-        const auto [name, path] = name_and_path(spec);
+    for (const MetadataFileArg& m : r.metadata) {
         out.push_back({true,
-                       name,
-                       canonical(document_or_fail(parse_json_document(read_input(path), path))),
+                       m.name,
+                       canonical(document_or_fail(parse_json_document(read_input(m.path), m.path))),
                        {}});
     }
     return out;
@@ -113,34 +101,18 @@ Action plan(Database& db, Wanted& w) {
     return rows[0][0] == "t" && rows[0][1] == w.category ? Action::unchanged : Action::update;
 }
 
-void write(Database& db, const Wanted& w) {
-    if (w.metadata) {
-        db.query(
-            "INSERT INTO global_metadata (key, content, updated_at) VALUES ($1, $2::jsonb, "
-            "now()) ON CONFLICT (key) DO UPDATE SET content = EXCLUDED.content, updated_at = "
-            "now()",
-            {w.key, w.value});
-    } else {
-        db.query(
-            "INSERT INTO system_configs (key, value, category, updated_at) VALUES ($1, "
-            "$2::jsonb, $3, now()) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, "
-            "category = EXCLUDED.category, updated_at = now()",
-            {w.key, w.value, w.category});
-    }
-}
-
 const char* action_name(Action a) {
     return a == Action::insert ? "insert" : a == Action::update ? "update" : "unchanged";
 }
 
-void print_migrate(const CommandLine& cl, const std::vector<std::pair<Wanted, Action>>& done,
+void print_migrate(const MigrateRequest& r, const std::vector<std::pair<Wanted, Action>>& done,
                    std::optional<std::uint64_t> revision, std::ostream& out) {
-    const bool dry = cl.has("--dry-run");
+    const bool dry = r.dry_run;
     int counts[3] = {0, 0, 0};
     for (const auto& [w, a] : done) {
         ++counts[static_cast<int>(a)];
     }
-    if (cl.has("--json")) {
+    if (r.json) {
         out << "{\"dry_run\":" << (dry ? "true" : "false") << ",\"inserted\":" << counts[0]
             << ",\"updated\":" << counts[1] << ",\"unchanged\":" << counts[2]
             << ",\"revision\":" << (revision ? std::to_string(*revision) : "null")
@@ -174,246 +146,86 @@ void print_migrate(const CommandLine& cl, const std::vector<std::pair<Wanted, Ac
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// export
-
-// JSON → TOML. TOML has no null, and integers are signed 64-bit: those fail, naming the key.
-toml::table to_table(const json& object, const std::string& path);
-
-void refuse(const std::string& path, std::string_view what) {
-    throw CommandError(Exit::usage,
-                       "config '" + path + "' " + std::string(what) +
-                           ", which TOML cannot hold, so file mode could not publish it: change "
-                           "the value (yuxi-configctl set) or stay in database mode; nothing "
-                           "was written");
-}
-
-// Where a converted value goes: the end of an array, or a key of a table.
-struct ArraySink {
-    toml::array& array;
-    template <typename T>
-    void operator()(T&& x) {
-        array.push_back(std::forward<T>(x));
-    }
-};
-
-struct TableSink {
-    toml::table& table;
-    const std::string& key;
-    template <typename T>
-    void operator()(T&& x) {
-        table.insert_or_assign(key, std::forward<T>(x));
-    }
-};
-
-template <typename Sink>
-void add_value(Sink sink, const json& v, const std::string& path) {
-    switch (v.type()) {
-        case json::value_t::null:
-            refuse(path, "is null");
-            break;
-        case json::value_t::boolean:
-            sink(v.get<bool>());
-            break;
-        case json::value_t::number_integer:
-            sink(v.get<std::int64_t>());
-            break;
-        case json::value_t::number_unsigned:
-            if (v.get<std::uint64_t>() >
-                static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-                refuse(path, "holds an integer above 2^63-1");
-            }
-            sink(v.get<std::int64_t>());
-            break;
-        case json::value_t::number_float:
-            sink(v.get<double>());
-            break;
-        case json::value_t::string:
-            sink(v.get<std::string>());
-            break;
-        case json::value_t::array: {
-            toml::array a;
-            for (std::size_t i = 0; i < v.size(); ++i) {
-                add_value(ArraySink{a}, v[i], path + "[" + std::to_string(i) + "]");
-            }
-            sink(std::move(a));
-            break;
-        }
-        case json::value_t::object:
-            sink(to_table(v, path));
-            break;
-        default:
-            refuse(path, "holds binary data");
-    }
-}
-
-toml::table to_table(const json& object, const std::string& path) {
-    toml::table t;
-    for (const auto& [k, v] : object.items()) {
-        const std::string p = path.empty() ? k : key_path_append(path, k);
-        add_value(TableSink{t, k}, v, p);
-    }
-    return t;
-}
-
-std::string toml_text(const json& config) {
-    std::ostringstream ss;
-    // No literal or multi-line strings, no relaxed float precision: what is written parses
-    // back to exactly the same values.
-    ss << toml::toml_formatter(to_table(config, ""), toml::format_flags::allow_unicode_strings |
-                                                         toml::format_flags::indent_array_elements)
-       << '\n';
-    return ss.str();
-}
-
-struct Output {
-    fs::path path;
-    std::string text;
-    std::string what;  // for the report
-    fs::path temp;
-};
-
-[[noreturn]] void write_failed(const fs::path& p, const char* step, int error) {
-    throw CommandError(Exit::usage, "cannot write '" + p.string() + "' (" + step +
-                                        "): " + std::strerror(error) + "; no file was replaced");
-}
-
-void fsync_dir(const fs::path& dir) {
-    const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)::fsync(fd);
-        ::close(fd);
-    }
-}
-
-// A temporary file beside the target (same file system, so rename is atomic), complete
-// and on disk before anything is renamed.
-void write_temp(Output& o) {
-    const fs::path dir = o.path.parent_path();
-    // Not `"." + std::string&&`: GCC 12 at -O3 reports a false -Wrestrict on it (bug 105651).
-    std::string name = ".";
-    name += o.path.filename().string();
-    name += ".tmp-XXXXXX";
-    std::string tmpl = (dir / name).string();
-    const int fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
-    if (fd < 0) {
-        write_failed(o.path, "create a temporary file", errno);
-    }
-    o.temp = tmpl;
-    struct stat st {};
-    const mode_t mode = ::stat(o.path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
-    std::size_t done = 0;
-    while (done < o.text.size()) {
-        const ssize_t n = ::write(fd, o.text.data() + done, o.text.size() - done);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            const int e = errno;
-            ::close(fd);
-            write_failed(o.path, "write", e);
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
-        const int e = errno;
-        ::close(fd);
-        write_failed(o.path, "fsync", e);
-    }
-    ::close(fd);
-}
-
-void write_atomically(std::vector<Output>& outputs) {
-    try {
-        for (Output& o : outputs) {
-            write_temp(o);
-        }
-    } catch (...) {
-        for (const Output& o : outputs) {
-            if (!o.temp.empty()) {
-                ::unlink(o.temp.c_str());
-            }
-        }
-        throw;
-    }
-    for (const Output& o : outputs) {
-        if (::rename(o.temp.c_str(), o.path.c_str()) != 0) {
-            write_failed(o.path, "rename", errno);
-        }
-        fsync_dir(o.path.parent_path());
-    }
-}
-
 }  // namespace
 
-Exit run_migrate(const CommandLine& cl, std::ostream& out, std::ostream&) {
-    std::vector<Wanted> wanted = wanted_entries(cl);
-    Database db(database_target(cl));
-    db.begin();
-    db.lock_log();
+Exit run(const MigrateRequest& r, Io io) {
+    std::vector<Wanted> wanted = wanted_entries(r);
     std::vector<std::pair<Wanted, Action>> done;
-    for (Wanted& w : wanted) {
-        const Action a = plan(db, w);
-        done.emplace_back(w, a);
+    {
+        // What the database holds now, to report what changes; the write itself is one
+        // transaction of the admin library, which checks every value against its schema.
+        Database db(database_target(r.db), "yuxi-configctl");
+        for (Wanted& w : wanted) {
+            const Action a = plan(db, w);
+            done.emplace_back(w, a);
+        }
     }
     std::optional<std::uint64_t> revision;
-    if (cl.has("--dry-run")) {
-        db.rollback();
-    } else {
+    if (!r.dry_run) {
+        std::vector<Write> writes;
         for (const auto& [w, a] : done) {
             if (a != Action::unchanged) {
-                write(db, w);
+                Write x;
+                x.key = w.key;
+                x.value = w.value;
+                x.options.metadata = w.metadata;
+                x.options.category = w.metadata ? std::nullopt : w.category;
+                writes.push_back(std::move(x));
             }
         }
-        revision = db.written_revision();
-        db.commit();
+        Admin admin = open_admin(r.db);
+        if (!writes.empty()) {
+            const WriteResult result = admin.set_many(writes);
+            if (result.changed) {
+                revision = result.revision;
+            }
+        }
     }
-    print_migrate(cl, done, revision, out);
+    print_migrate(r, done, revision, io.out);
     return Exit::ok;
 }
 
-Exit run_export(const CommandLine& cl, std::ostream& out, std::ostream& err) {
-    Database db(database_target(cl));
+Exit run(const ExportRequest& r, Io io) {
+    Database db(database_target(r.db), "yuxi-configctl");
     // One snapshot: the files describe the database at one revision.
     db.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    const std::uint64_t revision = database_revision(db);
-    std::vector<Output> outputs;
-    if (const auto file = cl.value("--config-file")) {
+    const std::uint64_t revision = admin::database_revision(db);
+    std::vector<admin::FileOutput> outputs;
+    std::vector<std::string> what;
+    if (r.config_file) {
         json config = json::object();
-        for (const DbRow& r : db.query("SELECT key, value::text FROM system_configs")) {
-            config[*r[0]] = json::parse(*r[1]);
+        for (const DbRow& row : db.query("SELECT key, value::text FROM system_configs")) {
+            config[*row[0]] = json::parse(*row[1]);
         }
-        outputs.push_back(
-            {*file, toml_text(config), std::to_string(config.size()) + " config keys", {}});
+        outputs.push_back({*r.config_file, admin::toml_text(config), {}});
+        what.push_back(std::to_string(config.size()) + " config keys");
     }
     std::vector<std::string> named;
-    for (const std::string& spec : cl.values_of("--metadata")) {
-        const auto [name, path] = name_and_path(spec);
+    for (const MetadataFileArg& m : r.metadata) {
         const auto content =
-            db.scalar("SELECT content::text FROM global_metadata WHERE key = $1", {name});
+            db.scalar("SELECT content::text FROM global_metadata WHERE key = $1", {m.name});
         if (!content) {
-            err << "yuxi-configctl: no metadata document '" << name << "' in " << db.shown()
-                << "; no file was written\n";
+            io.err << "yuxi-configctl: no metadata document '" << m.name << "' in " << db.shown()
+                   << "; no file was written\n";
             return Exit::not_found;
         }
-        outputs.push_back({path,
-                           json::parse(*content).dump(2, ' ', false) + "\n",
-                           "metadata '" + name + "'",
-                           {}});
-        named.push_back(name);
+        outputs.push_back({m.path, json::parse(*content).dump(2, ' ', false) + "\n", {}});
+        what.push_back("metadata '" + m.name + "'");
+        named.push_back(m.name);
     }
-    for (const DbRow& r : db.query("SELECT key FROM global_metadata ORDER BY key")) {
-        if (std::find(named.begin(), named.end(), *r[0]) == named.end()) {
-            err << "yuxi-configctl: warning: metadata document '" << *r[0]
-                << "' not exported (add --metadata " << *r[0] << "=PATH)\n";
+    for (const DbRow& row : db.query("SELECT key FROM global_metadata ORDER BY key")) {
+        if (*row[0] != kValueSchemasKey &&
+            std::find(named.begin(), named.end(), *row[0]) == named.end()) {
+            io.err << "yuxi-configctl: warning: metadata document '" << *row[0]
+                   << "' not exported (add --metadata " << *row[0] << "=PATH)\n";
         }
     }
     db.rollback();
-    write_atomically(outputs);
-    for (const Output& o : outputs) {
-        out << "wrote " << o.path.string() << " (" << o.what << ")\n";
+    admin::write_atomically(outputs);
+    for (std::size_t i = 0; i < outputs.size(); ++i) {
+        io.out << "wrote " << outputs[i].path.string() << " (" << what[i] << ")\n";
     }
-    out << "exported revision " << revision << '\n';
+    io.out << "exported revision " << revision << '\n';
     return Exit::ok;
 }
 

@@ -63,8 +63,8 @@ std::string unquoted(std::string_view value) {
     return std::string(value);
 }
 
-Namespace namespace_of(const CommandLine& cl) {
-    return cl.has("--metadata") ? Namespace::metadata : Namespace::config;
+Namespace namespace_of(bool metadata) {
+    return metadata ? Namespace::metadata : Namespace::config;
 }
 
 std::vector<std::pair<std::string, std::string>> sorted_entries(const Snapshot& snap, Namespace ns,
@@ -83,20 +83,20 @@ void report_corrupt(std::ostream& err) {
            "the agent to rebuild it)\n";
 }
 
-Exit get(const Client& client, const CommandLine& cl, std::ostream& out, std::ostream& err) {
-    const Namespace ns = namespace_of(cl);
-    const std::string& key = cl.args.at(0);
+Exit get(const Client& client, const GetRequest& r, std::ostream& out, std::ostream& err) {
+    const Namespace ns = namespace_of(r.key.metadata);
+    const std::string& key = r.key.key;
     const std::optional<Value> v = client.view(key, ns);
     if (!v) {
         err << "yuxi-configctl: no " << namespace_name(ns) << " key '" << key << "' in segment '"
             << client.name() << "' (revision " << client.revision() << ")\n";
         return Exit::not_found;
     }
-    if (cl.has("--raw")) {
+    if (r.form == GetRequest::Form::raw) {
         out << unquoted(v->data()) << '\n';
-    } else if (cl.has("--pretty")) {
+    } else if (r.form == GetRequest::Form::pretty) {
         out << pretty(v->data()) << '\n';
-    } else if (cl.has("--json")) {
+    } else if (r.form == GetRequest::Form::json) {
         out << "{\"namespace\":" << quote(namespace_name(ns)) << ",\"key\":" << quote(key)
             << ",\"value\":" << embeddable(v->data(), err, key) << ",\"revision\":" << v->revision()
             << ",\"category\":" << quote(v->category()) << "}\n";
@@ -106,15 +106,14 @@ Exit get(const Client& client, const CommandLine& cl, std::ostream& out, std::os
     return Exit::ok;
 }
 
-Exit list(const Client& client, const CommandLine& cl, std::ostream& out, std::ostream& err) {
+Exit list(const Client& client, const ListRequest& r, std::ostream& out, std::ostream& err) {
     const Snapshot snap = client.snapshot();
     bool intact = true;
-    const auto entries =
-        sorted_entries(snap, namespace_of(cl), cl.value("--prefix").value_or(""), intact);
+    const auto entries = sorted_entries(snap, namespace_of(r.metadata), r.prefix, intact);
     if (!intact) {
         report_corrupt(err);
     }
-    if (cl.has("--json")) {
+    if (r.json) {
         out << '[';
         for (std::size_t i = 0; i < entries.size(); ++i) {
             out << (i != 0 ? "," : "") << quote(entries[i].first);
@@ -128,7 +127,7 @@ Exit list(const Client& client, const CommandLine& cl, std::ostream& out, std::o
     return entries.empty() ? Exit::not_found : Exit::ok;
 }
 
-Exit dump(const Client& client, const CommandLine& cl, std::ostream& out, std::ostream& err) {
+Exit dump(const Client& client, const DumpRequest& r, std::ostream& out, std::ostream& err) {
     const Snapshot snap = client.snapshot();
     bool intact = true;
     const auto config = sorted_entries(snap, Namespace::config, "", intact);
@@ -136,7 +135,7 @@ Exit dump(const Client& client, const CommandLine& cl, std::ostream& out, std::o
     if (!intact) {
         report_corrupt(err);
     }
-    if (cl.has("--json")) {
+    if (r.json) {
         std::string doc = "{\"revision\":" + std::to_string(snap.revision());
         for (const auto& [name, entries] :
              {std::pair{"config", &config}, {"metadata", &metadata}}) {
@@ -153,7 +152,7 @@ Exit dump(const Client& client, const CommandLine& cl, std::ostream& out, std::o
             doc += "}";
         }
         doc += "}";
-        out << (cl.has("--pretty") ? pretty(doc) : doc) << '\n';
+        out << (r.pretty ? pretty(doc) : doc) << '\n';
         return Exit::ok;
     }
     out << "# segment " << client.name() << ", revision " << snap.revision() << '\n';
@@ -166,28 +165,23 @@ Exit dump(const Client& client, const CommandLine& cl, std::ostream& out, std::o
     return Exit::ok;
 }
 
-Exit watch(const Client& client, const CommandLine& cl, std::ostream& out, std::ostream& err) {
-    const Namespace ns = namespace_of(cl);
+Exit watch(const Client& client, const WatchRequest& r, std::ostream& out, std::ostream& err) {
+    const Namespace ns = namespace_of(r.metadata);
     using Clock = std::chrono::steady_clock;
     std::optional<Clock::time_point> deadline;
-    if (const auto t = cl.value("--timeout")) {
-        deadline =
-            Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                               std::chrono::duration<double>(parse_seconds("--timeout", *t)));
+    if (r.timeout) {
+        deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(*r.timeout));
     }
-
-    std::uint64_t left = ~0ULL;  // changes still to print
-    if (const auto n = cl.value("--count")) {
-        left = parse_count("--count", *n);
-    }
+    std::uint64_t left = r.count;  // changes still to print
 
     Snapshot snap = client.snapshot();
     std::vector<std::optional<std::string>> last;
-    for (const std::string& key : cl.args) {
+    for (const std::string& key : r.keys) {
         last.push_back(snap.get(key, ns));
     }
     std::uint64_t revision = snap.revision();
-    err << "yuxi-configctl: watching " << cl.args.size() << " " << namespace_name(ns)
+    err << "yuxi-configctl: watching " << r.keys.size() << " " << namespace_name(ns)
         << " key(s) of segment '" << client.name() << "' from revision " << revision << '\n'
         << std::flush;
 
@@ -207,23 +201,23 @@ Exit watch(const Client& client, const CommandLine& cl, std::ostream& out, std::
         }
         snap = client.snapshot();
         revision = snap.revision();
-        for (std::size_t i = 0; i < cl.args.size(); ++i) {
-            const std::string& key = cl.args[i];
+        for (std::size_t i = 0; i < r.keys.size(); ++i) {
+            const std::string& key = r.keys[i];
             std::optional<std::string> now = snap.get(key, ns);
             if (now == last[i]) {
                 continue;
             }
             changed = true;
-            if (cl.has("--json")) {
+            if (r.json) {
                 out << "{\"revision\":" << revision
                     << ",\"namespace\":" << quote(namespace_name(ns)) << ",\"key\":" << quote(key)
                     << ",\"value\":" << (now ? embeddable(*now, err, key) : "null")
                     << ",\"deleted\":" << (now ? "false" : "true") << "}\n";
             } else {
                 out << revision << ' ' << key << ' '
-                    << (!now              ? std::string("(deleted)")
-                        : cl.has("--raw") ? unquoted(*now)
-                                          : *now)
+                    << (!now    ? std::string("(deleted)")
+                        : r.raw ? unquoted(*now)
+                                : *now)
                     << '\n';
             }
             last[i] = std::move(now);
@@ -242,19 +236,16 @@ std::string seconds_text(std::chrono::nanoseconds d) {
     return s.str();
 }
 
-Exit status(const Client& client, const CommandLine& cl, std::ostream& out, bool probe) {
-    std::chrono::nanoseconds max_age = std::chrono::seconds(5);
-    if (const auto v = cl.value("--max-age")) {
-        max_age = std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::duration<double>(parse_seconds("--max-age", *v)));
-    }
+Exit status(const Client& client, const StatusRequest& r, std::ostream& out) {
+    const auto max_age = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::duration<double>(r.max_age));
     const Health h = client.health();
     const bool fresh = h.fresh(max_age);
     const bool healthy = fresh && h.source_state == SourceState::ok;
     const auto ms = [](std::chrono::nanoseconds d) {
         return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
     };
-    if (cl.has("--json")) {
+    if (r.json) {
         out << "{\"segment\":" << quote(client.name()) << ",\"revision\":" << h.revision
             << ",\"heartbeat_age_ms\":" << ms(h.heartbeat_age)
             << ",\"writer_alive\":" << (h.writer_alive ? "true" : "false")
@@ -284,30 +275,25 @@ Exit status(const Client& client, const CommandLine& cl, std::ostream& out, bool
         }
         row("healthy") << (healthy ? "yes" : "no") << '\n';
     }
-    return probe && !healthy ? Exit::not_found : Exit::ok;
+    return r.probe && !healthy ? Exit::not_found : Exit::ok;
 }
 
 }  // namespace
 
-Exit run_read_command(const Client& client, const CommandLine& cl, std::ostream& out,
-                      std::ostream& err) {
-    const std::string& c = cl.command;
-    if (c == "get") {
-        return get(client, cl, out, err);
-    }
-    if (c == "list") {
-        return list(client, cl, out, err);
-    }
-    if (c == "dump") {
-        return dump(client, cl, out, err);
-    }
-    if (c == "watch") {
-        return watch(client, cl, out, err);
-    }
-    if (c == "status" || c == "health") {
-        return status(client, cl, out, c == "health");
-    }
-    throw UsageError("unknown command '" + c + "'");
+Exit run(const GetRequest& r, Io io) {
+    return get(Client::open(r.segment), r, io.out, io.err);
+}
+Exit run(const ListRequest& r, Io io) {
+    return list(Client::open(r.segment), r, io.out, io.err);
+}
+Exit run(const DumpRequest& r, Io io) {
+    return dump(Client::open(r.segment), r, io.out, io.err);
+}
+Exit run(const WatchRequest& r, Io io) {
+    return watch(Client::open(r.segment), r, io.out, io.err);
+}
+Exit run(const StatusRequest& r, Io io) {
+    return status(Client::open(r.segment), r, io.out);
 }
 
 }  // namespace yuxi::config::cli

@@ -2,19 +2,16 @@
 // only the public client headers (include/yuxi/config/), as any reader would.
 #pragma once
 
-#include <iosfwd>
-
-#include "cli/command_line.hpp"
-
-namespace yuxi::config {
-class Client;
-}
+#include "cli/requests.hpp"
 
 namespace yuxi::config::cli {
 
-// Runs the read command `cl.command` on `client`, printing results to `out` and
-// explanations to `err`. Throws UsageError for a bad option value.
-Exit run_read_command(const Client& client, const CommandLine& cl, std::ostream& out,
-                      std::ostream& err);
+// Each opens the segment of the request (SegmentError when it cannot), prints results to
+// `io.out` and explanations to `io.err`.
+Exit run(const GetRequest& r, Io io);
+Exit run(const ListRequest& r, Io io);
+Exit run(const DumpRequest& r, Io io);
+Exit run(const WatchRequest& r, Io io);
+Exit run(const StatusRequest& r, Io io);
 
 }  // namespace yuxi::config::cli

@@ -24,14 +24,9 @@
 #include <thread>
 #include <vector>
 
-#include "cli/database.hpp"
-#include "core/agent_report.hpp"
-#include "core/change_message.hpp"
-#include "core/host_port.hpp"
-#include "core/redis_keys.hpp"
+#include "admin/connection.hpp"
 #include "core/signing.hpp"
 #include "core/text.hpp"
-#include "lock/redis_connection.hpp"
 #include "yuxi/config/lock.hpp"
 
 extern char** environ;
@@ -43,39 +38,8 @@ using nlohmann::json;
 using Seconds = std::chrono::duration<double>;
 using Clock = std::chrono::steady_clock;
 
-std::string quote(std::string_view s) {
-    return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
 std::chrono::milliseconds millis(Seconds s) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(s);
-}
-
-RedisEndpoint endpoint(const CommandLine& cl) {
-    RedisEndpoint e;
-    try {
-        e = RedisEndpoint::from_env();
-    } catch (const std::invalid_argument& x) {
-        throw UsageError(x.what());
-    }
-    if (const auto h = cl.value("--redis-host")) {
-        e.host = *h;
-        e.sentinels.clear();  // an explicit host wins over REDIS_SENTINELS
-    }
-    if (const auto p = cl.value("--redis-port")) {
-        e.port = static_cast<std::uint16_t>(parse_revision("--redis-port", *p));
-    }
-    if (const auto list = cl.value("--redis-sentinels")) {
-        if (!parse_host_list(*list, 26379)) {
-            throw UsageError("option '--redis-sentinels' needs host:port,...: " +
-                             parse_host_list(*list, 26379).reason());
-        }
-        e.sentinels = {*list};
-    }
-    if (const auto master = cl.value("--redis-sentinel-master")) {
-        e.sentinel_master = *master;
-    }
-    return e;
 }
 
 std::string shown(const RedisEndpoint& e) {
@@ -93,149 +57,23 @@ CommandError unreachable(const RedisEndpoint& e, const LockError& x, std::string
                             std::string(consequence));
 }
 
-// ---------------------------------------------------------------------------------------
-// The agents' reports
-
-// One agent as the commands show it: its report (core/agent_report.hpp) and its pod.
-struct AgentView {
-    std::string pod;
-    std::string role;
-    std::string state;
-    std::string segment;
-    std::uint64_t revision = 0;
-    std::int64_t heartbeat_age_ms = 0;
-    bool live = false;
-};
-
-std::int64_t now_epoch_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-// The keys that verify the agents' reports, or null for a fleet that runs unsigned
-// (--insecure-redis). The agents sign every report; without a key none can be trusted.
-std::unique_ptr<KeyRing> fleet_keys(const CommandLine& cl) {
-    if (cl.has("--insecure-redis") || env("YUXI_CONFIG_INSECURE_REDIS").has_value()) {
-        return nullptr;
-    }
-    const auto key_of = [](std::optional<std::string> file, const char* file_var,
-                           const char* text_var) -> std::optional<SigningKey> {
-        std::string origin = file ? "--signing-key-file" : file_var;
-        if (!file) {
-            file = env(file_var);
-        }
-        std::optional<std::string> text;
-        if (file) {
-            std::ifstream in(*file, std::ios::binary);
-            if (!in) {
-                throw UsageError(origin + ": cannot read " + *file);
-            }
-            text.emplace(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-            origin = *file;
-        } else if (auto v = env(text_var)) {
-            text = std::move(v);
-            origin = text_var;
-        }
-        if (!text) {
-            return std::nullopt;
-        }
-        auto key = SigningKey::from_base64(*text, origin);
-        if (!key) {
-            throw UsageError(key.reason());
-        }
-        return std::move(*key);
-    };
-    auto current = key_of(cl.value("--signing-key-file"), "YUXI_CONFIG_SIGNING_KEY_FILE",
-                          "YUXI_CONFIG_SIGNING_KEY");
-    if (!current) {
-        throw UsageError(
-            "the agents sign their reports: give the fleet's key with --signing-key-file or "
-            "YUXI_CONFIG_SIGNING_KEY (or --insecure-redis for a fleet that runs unsigned)");
-    }
-    auto previous = key_of(std::nullopt, "YUXI_CONFIG_SIGNING_KEY_PREVIOUS_FILE",
-                           "YUXI_CONFIG_SIGNING_KEY_PREVIOUS");
-    return std::make_unique<KeyRing>(std::move(*current), std::move(previous));
-}
-
-// The field and value of one hash entry, or why they are not an agent's.
-Decoded<AgentView> parse_report(std::string_view field, std::string_view text,
-                                std::chrono::milliseconds stale_after, const KeyRing* keys) {
-    auto pod = decode_pod_name(field);
-    if (!pod) {
-        return refuse(pod.reason());
-    }
-    const auto document = open_document(text, keys);
-    if (!document) {
-        return refuse(document.reason());
-    }
-    auto report = decode_agent_report(*document);
-    if (!report) {
-        return refuse(report.reason());
-    }
-    AgentView r;
-    r.pod = std::move(*pod);
-    r.role = report->role;
-    r.state = report->state;
-    r.segment = report->segment;
-    r.revision = report->revision;
-    const auto beat = static_cast<std::int64_t>(
-        std::min<std::uint64_t>(report->heartbeat_ms, std::numeric_limits<std::int64_t>::max()));
-    r.heartbeat_age_ms = std::max<std::int64_t>(0, now_epoch_ms() - beat);
-    r.live = r.heartbeat_age_ms < stale_after.count();
-    return r;
-}
-
-// HGETALL of the hash, sorted by pod. A value that is not a report is left out with a
-// warning (once per field per run).
-std::vector<AgentView> read_agents(detail::RedisConnection& redis,
-                                   std::chrono::milliseconds stale_after, const KeyRing* keys,
-                                   std::ostream& err, std::set<std::string>& warned) {
-    const auto reply = redis.command({"HGETALL", kAgentsHash});
-    std::vector<AgentView> out;
-    if (reply->type != REDIS_REPLY_ARRAY) {
-        return out;
-    }
-    for (std::size_t i = 0; i + 1 < reply->elements; i += 2) {
-        const redisReply* f = reply->element[i];
-        const redisReply* v = reply->element[i + 1];
-        const std::string_view field =
-            f != nullptr && f->str != nullptr ? std::string_view(f->str, f->len) : "";
-        const std::string_view value =
-            v != nullptr && v->str != nullptr ? std::string_view(v->str, v->len) : "";
-        auto r = parse_report(field, value, stale_after, keys);
-        if (r) {
-            out.push_back(std::move(*r));
-        } else if (warned.insert(std::string(field)).second) {
-            err << "yuxi-configctl: warning: ignoring " << kAgentsHash << " field \""
-                << printable(field, 64) << "\": " << r.reason() << "\n";
-        }
-    }
-    std::sort(out.begin(), out.end(),
-              [](const AgentView& a, const AgentView& b) { return a.pod < b.pod; });
-    return out;
-}
-
-std::chrono::milliseconds stale_after(const CommandLine& cl) {
-    const auto v = cl.value("--stale-after");
-    return millis(Seconds(v ? parse_seconds("--stale-after", *v) : 10.0));
-}
-
 // The revision lag is measured against: the database's when it can be read, else the
 // highest an agent reports.
-std::pair<std::uint64_t, bool> reference_revision(const CommandLine& cl,
-                                                  const std::vector<AgentView>& agents,
+std::pair<std::uint64_t, bool> reference_revision(const DatabaseFlags& flags,
+                                                  const std::vector<AgentStatus>& agents,
                                                   std::ostream& err) {
     std::uint64_t highest = 0;
-    for (const AgentView& a : agents) {
+    for (const AgentStatus& a : agents) {
         highest = std::max(highest, a.revision);
     }
-    try {
-        Database db(database_target(cl));
-        return {database_revision(db), true};
-    } catch (const UsageError&) {
+    const auto target = admin::resolve_database(flags.database_url);
+    if (!target) {
         return {highest, false};  // no database configured: not an error for `agents`
-    } catch (const CommandError& e) {
+    }
+    try {
+        admin::Connection db(*target, "yuxi-configctl");
+        return {admin::database_revision(db), true};
+    } catch (const AdminError& e) {
         err << "yuxi-configctl: warning: " << e.what() << "; lag is against the highest revision "
             << "an agent reports\n";
         return {highest, false};
@@ -248,27 +86,35 @@ std::string age_text(std::int64_t ms) {
     return s.str();
 }
 
-void print_agents(const std::vector<AgentView>& agents, std::uint64_t reference, bool from_db,
+void print_agents(const std::vector<AgentStatus>& agents, std::uint64_t reference, bool from_db,
                   bool as_json, std::ostream& out) {
-    const auto lag = [&](const AgentView& a) {
+    const auto lag = [&](const AgentStatus& a) {
         return reference > a.revision ? reference - a.revision : 0;
     };
     if (as_json) {
         out << "{\"reference_revision\":" << reference << ",\"reference\":\""
             << (from_db ? "database" : "agents") << "\",\"agents\":[";
         for (std::size_t i = 0; i < agents.size(); ++i) {
-            const AgentView& a = agents[i];
+            const AgentStatus& a = agents[i];
             out << (i != 0 ? "," : "") << "{\"pod\":" << quote(a.pod)
                 << ",\"role\":" << quote(a.role) << ",\"revision\":" << a.revision
                 << ",\"lag\":" << lag(a) << ",\"heartbeat_age_ms\":" << a.heartbeat_age_ms
                 << ",\"state\":" << quote(a.state) << ",\"segment\":" << quote(a.segment)
-                << ",\"live\":" << (a.live ? "true" : "false") << '}';
+                << ",\"live\":" << (a.live ? "true" : "false")
+                << ",\"rejected_keys\":" << a.rejected_keys << ",\"rejected\":[";
+            for (std::size_t j = 0; j < a.rejected.size(); ++j) {
+                const AgentRejection& r = a.rejected[j];
+                out << (j != 0 ? "," : "") << "{\"revision\":" << r.revision
+                    << ",\"namespace\":" << quote(r.ns) << ",\"key\":" << quote(r.key)
+                    << ",\"reason\":" << quote(r.reason) << '}';
+            }
+            out << "]}";
         }
         out << "]}\n";
         return;
     }
     std::size_t width = 3;
-    for (const AgentView& a : agents) {
+    for (const AgentStatus& a : agents) {
         width = std::max(width, a.pod.size());
     }
     const auto row = [&](std::string_view pod, std::string_view role, std::string_view rev,
@@ -280,10 +126,17 @@ void print_agents(const std::vector<AgentView>& agents, std::uint64_t reference,
     };
     row("POD", "ROLE", "REVISION", "LAG", "HEARTBEAT", "STATE", "LIVE");
     std::size_t live = 0;
-    for (const AgentView& a : agents) {
+    for (const AgentStatus& a : agents) {
         live += a.live ? 1 : 0;
         row(a.pod, a.role, std::to_string(a.revision), std::to_string(lag(a)),
             age_text(a.heartbeat_age_ms), a.state, a.live ? "yes" : "no");
+        for (const AgentRejection& r : a.rejected) {
+            out << "  refused " << r.ns << " '" << printable(r.key, 100) << "' at revision "
+                << r.revision << ": " << printable(r.reason, 300) << '\n';
+        }
+        if (a.rejected_keys > a.rejected.size()) {
+            out << "  ... " << (a.rejected_keys - a.rejected.size()) << " more refused key(s)\n";
+        }
     }
     out << agents.size() << " agent(s), " << live << " live; lag against "
         << (from_db ? "the database's revision " : "the highest revision reported ") << reference
@@ -367,91 +220,38 @@ int wait_child(pid_t pid) {
 
 }  // namespace
 
-void check_redis(const CommandLine& cl) {
-    const RedisEndpoint e = endpoint(cl);
-    try {
-        detail::RedisConnection redis(e);
-        (void)redis.command({"PING"});
-    } catch (const LockError& x) {
-        throw unreachable(e, x, "; nothing was written");
+Exit run(const AgentsRequest& r, Io io) {
+    Fleet fleet(redis_endpoint(r.redis),
+                std::chrono::duration_cast<std::chrono::milliseconds>(Seconds(r.stale_after)),
+                fleet_trust(r.redis));
+    const std::vector<AgentStatus> agents = fleet.agents();
+    for (const std::string& w : fleet.take_warnings()) {
+        io.err << "yuxi-configctl: warning: " << w << '\n';
     }
-}
-
-Exit wait_for_all_agents(const CommandLine& cl, std::uint64_t revision, Seconds timeout,
-                         std::ostream& err) {
-    const RedisEndpoint e = endpoint(cl);
-    const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
-    const std::unique_ptr<KeyRing> keys = fleet_keys(cl);
-    detail::RedisConnection redis(e);
-    std::set<std::string> warned;
-    for (bool first = true;; first = false) {
-        std::vector<AgentView> agents;
-        try {
-            agents = read_agents(redis, stale_after(cl), keys.get(), err, warned);
-        } catch (const LockError& x) {
-            throw unreachable(
-                e, x, "; the write is committed (revision " + std::to_string(revision) + ")");
-        }
-        std::erase_if(agents, [](const AgentView& a) { return !a.live; });
-        if (agents.empty() && first) {
-            err << "yuxi-configctl: no live agent reports to " << shown(e) << " (" << kAgentsHash
-                << "); nothing to wait for\n";
-            return Exit::ok;
-        }
-        std::erase_if(agents, [&](const AgentView& a) { return a.revision >= revision; });
-        if (agents.empty()) {
-            return Exit::ok;
-        }
-        if (Clock::now() >= deadline) {
-            err << "yuxi-configctl: the write is committed (revision " << revision
-                << "), but after " << timeout.count() << " s " << agents.size()
-                << " live agent(s) have not applied it:";
-            for (const AgentView& a : agents) {
-                err << ' ' << a.pod << " (revision " << a.revision << ", state " << a.state << ")";
-            }
-            err << "; see yuxi-configctl agents\n";
-            return Exit::timeout;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-}
-
-Exit run_agents(const CommandLine& cl, std::ostream& out, std::ostream& err) {
-    const RedisEndpoint e = endpoint(cl);
-    const std::unique_ptr<KeyRing> keys = fleet_keys(cl);
-    std::vector<AgentView> agents;
-    try {
-        detail::RedisConnection redis(e);
-        std::set<std::string> warned;
-        agents = read_agents(redis, stale_after(cl), keys.get(), err, warned);
-    } catch (const LockError& x) {
-        throw unreachable(e, x, "");
-    }
-    const auto [reference, from_db] = reference_revision(cl, agents, err);
-    print_agents(agents, reference, from_db, cl.has("--json"), out);
+    const auto [reference, from_db] = reference_revision(r.db, agents, io.err);
+    print_agents(agents, reference, from_db, r.json, io.out);
     return Exit::ok;
 }
 
-Exit run_keygen(std::ostream& out) {
-    out << SigningKey::generate_base64() << '\n';
+Exit run(const KeygenRequest&, Io io) {
+    io.out << SigningKey::generate_base64() << '\n';
     return Exit::ok;
 }
 
-Exit run_lock(const CommandLine& cl, std::ostream&, std::ostream& err) {
-    const std::string& name = cl.args.at(0);
-    const std::vector<std::string> cmd(cl.args.begin() + 1, cl.args.end());
-    const auto ttl = cl.value("--ttl");
-    const auto wait = cl.value("--wait");
-    const RedisEndpoint e = endpoint(cl);
-    DistributedLock lock(e, name, millis(Seconds(ttl ? parse_seconds("--ttl", *ttl) : 30.0)));
+Exit run(const LockRequest& r, Io io) {
+    std::ostream& err = io.err;
+    const std::string& name = r.name;
+    const std::vector<std::string>& cmd = r.command;
+    const RedisEndpoint e = redis_endpoint(r.redis);
+    DistributedLock lock(e, name, millis(Seconds(r.ttl)));
     std::atomic<bool> lost{false};
     try {
-        const bool acquired = wait ? lock.acquire(millis(Seconds(parse_seconds("--wait", *wait))))
-                                   : lock.try_acquire();
+        const bool acquired = r.wait ? lock.acquire(millis(Seconds(*r.wait))) : lock.try_acquire();
         if (!acquired) {
             err << "yuxi-configctl: lock '" << name << "' is held by somebody else"
-                << (wait ? " (waited " + *wait + " s)" : std::string()) << "; '" << cmd[0]
-                << "' was not run (--wait S waits for it)\n";
+                << (r.wait ? " (waited " + (std::ostringstream() << *r.wait).str() + " s)"
+                           : std::string())
+                << "; '" << cmd[0] << "' was not run (--wait S waits for it)\n";
             return Exit::lock_busy;
         }
         // The callback runs on the renewal thread: flag, tell (write(2): the streams belong

@@ -14,7 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "cli/database.hpp"
+#include "admin/connection.hpp"
+#include "cli/admin_support.hpp"
 
 #ifndef YUXI_CONFIG_SOURCE_SQL_DIR
 #define YUXI_CONFIG_SOURCE_SQL_DIR ""
@@ -26,6 +27,8 @@ namespace {
 constexpr const char* kRolesFile = "roles.sql";
 
 namespace fs = std::filesystem;
+using admin::DbRow;
+using Database = admin::Connection;
 
 // Not the log's key (yuxi_config_lock_key()): a migration may write the tables, whose
 // triggers take that one.
@@ -59,9 +62,9 @@ bool has_migrations(const fs::path& dir) {
 
 // --sql-dir, $YUXI_CONFIG_SQL_DIR, <prefix>/share/yuxi-config/sql beside the installed
 // program, the source tree's deploy/sql.
-fs::path sql_dir(const CommandLine& cl) {
-    if (const auto v = cl.value("--sql-dir")) {
-        return *v;
+fs::path sql_dir(const SchemaRequest& r) {
+    if (!r.sql_dir.empty()) {
+        return r.sql_dir;
     }
     if (const char* v = std::getenv("YUXI_CONFIG_SQL_DIR"); v != nullptr && *v != '\0') {
         return v;
@@ -145,10 +148,10 @@ void apply_one(Database& db, const Migration& m) {
     db.begin();
     try {
         db.script(sql);
-    } catch (const CommandError& e) {
+    } catch (const AdminError& e) {
         db.rollback();
-        throw CommandError(e.exit(), std::string(e.what()) + " (in " + m.name +
-                                         ", rolled back; the migrations before it stay applied)");
+        throw AdminError(e.kind(), std::string(e.what()) + " (in " + m.name +
+                                       ", rolled back; the migrations before it stay applied)");
     }
     db.query("INSERT INTO yuxi_config_schema (version, name, checksum) VALUES ($1, $2, md5($3))",
              {std::to_string(m.version), m.name, sql});
@@ -170,10 +173,9 @@ void apply_roles(Database& db, const fs::path& dir, bool dry, std::ostream& out)
     db.begin();
     try {
         db.script(sql);
-    } catch (const CommandError& e) {
+    } catch (const AdminError& e) {
         db.rollback();
-        throw CommandError(e.exit(),
-                           std::string(e.what()) + " (in " + kRolesFile + ", rolled back)");
+        throw AdminError(e.kind(), std::string(e.what()) + " (in " + kRolesFile + ", rolled back)");
     }
     db.commit();
     out << "applied " << kRolesFile << " (roles yuxi_config_agent, yuxi_config_admin)\n";
@@ -187,9 +189,9 @@ Exit status(Database& db, const std::vector<Migration>& all, std::ostream& out) 
     return Exit::ok;
 }
 
-Exit apply(Database& db, const CommandLine& cl, const std::vector<Migration>& all,
+Exit apply(Database& db, const SchemaRequest& r, const std::vector<Migration>& all,
            std::ostream& out, std::ostream& err) {
-    const bool dry = cl.has("--dry-run");
+    const bool dry = r.dry_run;
     if (!dry) {
         // Session-level: held across the per-migration transactions, released on exit.
         db.query(std::string("SELECT pg_advisory_lock(") + kSchemaLockKey + ")");
@@ -226,16 +228,16 @@ Exit apply(Database& db, const CommandLine& cl, const std::vector<Migration>& al
 
 }  // namespace
 
-Exit run_schema(const CommandLine& cl, std::ostream& out, std::ostream& err) {
-    const fs::path dir = sql_dir(cl);
+Exit run(const SchemaRequest& r, Io io) {
+    const fs::path dir = sql_dir(r);
     const auto all = migrations(dir);
-    Database db(database_target(cl));
-    if (cl.args.at(0) == "status") {
-        return status(db, all, out);
+    Database db(database_target(r.db), "yuxi-configctl");
+    if (!r.apply) {
+        return status(db, all, io.out);
     }
-    const Exit e = apply(db, cl, all, out, err);
-    if (e == Exit::ok && cl.has("--roles")) {
-        apply_roles(db, dir, cl.has("--dry-run"), out);
+    const Exit e = apply(db, r, all, io.out, io.err);
+    if (e == Exit::ok && r.roles) {
+        apply_roles(db, dir, r.dry_run, io.out);
     }
     return e;
 }

@@ -3,12 +3,10 @@
 // advisory lock so that concurrent runs (two pods starting) apply each migration once.
 #pragma once
 
-#include <iosfwd>
-
-#include "cli/command_line.hpp"
+#include "cli/admin_support.hpp"
 
 namespace yuxi::config::cli {
 
-Exit run_schema(const CommandLine& cl, std::ostream& out, std::ostream& err);
+Exit run(const SchemaRequest& r, Io io);
 
 }  // namespace yuxi::config::cli

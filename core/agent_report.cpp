@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "core/json_document.hpp"
 
 namespace yuxi::config {
@@ -17,15 +19,42 @@ bool printable(std::string_view s) {
     return true;
 }
 
+// At most `max` bytes of `s`, not cutting a UTF-8 sequence.
+std::string cut(std::string_view s, std::size_t max) {
+    if (s.size() <= max) {
+        return std::string(s);
+    }
+    std::size_t n = max;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) {
+        --n;
+    }
+    return std::string(s.substr(0, n));
+}
+
 }  // namespace
 
 std::string encode_agent_report(const AgentReport& report) {
-    const nlohmann::json doc = {{"v", 1},
-                                {"revision", report.revision},
-                                {"heartbeat_ms", report.heartbeat_ms},
-                                {"segment", report.segment},
-                                {"role", report.role},
-                                {"state", report.state}};
+    nlohmann::json doc = {{"v", 1},
+                          {"revision", report.revision},
+                          {"heartbeat_ms", report.heartbeat_ms},
+                          {"segment", report.segment},
+                          {"role", report.role},
+                          {"state", report.state}};
+    if (!report.rejected.empty() || report.rejected_keys != 0) {
+        nlohmann::json list = nlohmann::json::array();
+        for (const ValueRejection& r : report.rejected) {
+            if (list.size() == kMaxReportedRejections) {
+                break;
+            }
+            list.push_back({{"revision", r.revision},
+                            {"namespace", r.ns},
+                            {"key", cut(r.key, kMaxRejectionKeyBytes)},
+                            {"reason", cut(r.reason, kMaxRejectionReasonBytes)}});
+        }
+        doc["rejected"] = std::move(list);
+        doc["rejected_keys"] =
+            std::max<std::uint64_t>(report.rejected_keys, report.rejected.size());
+    }
     return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -42,8 +71,23 @@ Decoded<AgentReport> decode_agent_report(std::string_view text) {
     const auto segment = f.text_or("segment", "?", 255);
     const auto role = f.text_or("role", "?", 32);
     const auto state = f.text_or("state", "?", 32);
+    const nlohmann::json* rejected =
+        f.has("rejected") ? f.array("rejected", kMaxReportedRejections) : nullptr;
+    r.rejected_keys = f.u64_or("rejected_keys", 0);
     if (!f.ok()) {
         return refuse(f.error());
+    }
+    for (std::size_t i = 0; rejected != nullptr && i < rejected->size(); ++i) {
+        Fields e((*rejected)[i], "agent report rejection " + std::to_string(i));
+        const auto revision_at = e.u64("revision", 0, (1ULL << 63) - 1);
+        const auto ns = e.one_of("namespace", {"config", "metadata"});
+        const auto key = e.text("key", kMaxRejectionKeyBytes);
+        const auto reason = e.text("reason", kMaxRejectionReasonBytes, true);
+        if (!e.ok()) {
+            return refuse(e.error());
+        }
+        r.rejected.push_back(
+            {*revision_at, std::string(*ns), std::string(*key), std::string(*reason)});
     }
     if (!printable(segment) || !printable(role) || !printable(state)) {
         return refuse("agent report: a text field holds control characters");

@@ -174,8 +174,7 @@ void RedisConnection::open_target() {
 }
 
 bool RedisConnection::target_is_primary() {
-    const ReplyPtr reply =
-        send(std::array<std::string_view, 1>{"ROLE"}, LockError::Kind::connect);
+    const ReplyPtr reply = send(std::array<std::string_view, 1>{"ROLE"}, LockError::Kind::connect);
     return decode_role_is_master(reply.get());
 }
 

@@ -10,4 +10,7 @@ if(TARGET yuxi-configctl AND TARGET yuxi-config-agent AND TARGET yuxi_config_loc
   # The agent's file-mode code, to compare what it makes of the files with the database.
   target_link_libraries(admin_migrate_test PRIVATE yuxi_agent)
   target_link_libraries(admin_redis_test PRIVATE yuxi::config_lock yuxi_config_core)
+  # The admin library itself, with real agents (and a private Redis for the fleet).
+  yuxi_config_add_gtest(admin_library_test SOURCE integration/admin_library_test.cpp
+    LABEL admin TIMEOUT 240 LIBS yuxi::config_admin PkgConfig::LIBPQ nlohmann_json::nlohmann_json)
 endif()

@@ -1,5 +1,7 @@
 # yuxi-configctl end to end (label `cli`), and a check that the test servers answer.
 if(TARGET yuxi-configctl)
+  yuxi_config_add_gtest(cli_requests_test SOURCE unit/cli_requests_test.cpp LABEL cli
+    LIBS yuxi_configctl_requests STANDALONE)
   yuxi_config_add_gtest(configctl_test SOURCE integration/configctl_test.cpp LABEL cli
     LIBS yuxi_agent nlohmann_json::nlohmann_json)
 endif()

@@ -32,8 +32,9 @@ declare -A allowed=(
   [agent/fleet]="yuxi/config/ core/ lock/ agent/ops/ agent/segment/ agent/fleet/"
   [agent/postgres]="yuxi/config/ core/ lock/ agent/ops/ agent/segment/ agent/fleet/ agent/postgres/"
   [agent]="yuxi/config/ core/ lock/ agent/"
-  [cli]="yuxi/config/ core/ lock/ cli/"
-  [python/src]="yuxi/config/ core/ lock/"
+  [admin]="yuxi/config/ core/ lock/ admin/"
+  [cli]="yuxi/config/ core/ lock/ admin/ cli/"
+  [python/src]="yuxi/config/ core/ lock/ admin/"
   [injector]="yuxi/config/ core/ injector/"
 )
 

@@ -4,10 +4,13 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 
 #include "agent/ops/rejections.hpp"
 #include "core/event_loop.hpp"
+#include "core/text.hpp"
 
 namespace yuxi::config::agent {
 namespace {
@@ -36,7 +39,45 @@ FileMode::FileMode(const Options& options, event_base* base)
 
 FileMode::~FileMode() = default;
 
+void FileMode::load_schemas(bool at_start) {
+    if (options_.value_schema_file.empty()) {
+        return;
+    }
+    const std::string& path = options_.value_schema_file;
+    std::string why;
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) {
+        why = "cannot be read";
+    } else if (auto rules = rules_from_file_text(text.str()); !rules) {
+        why = rules.reason();
+    } else if (auto compiled = ValueSchemas::compile(std::move(*rules)); !compiled) {
+        why = compiled.reason();
+    } else {
+        schemas_ = std::move(*compiled);
+        spdlog::info("value schemas: {} rule(s) from {}", schemas_.rules().size(), path);
+        return;
+    }
+    if (at_start) {
+        throw OptionsError("--value-schema " + path + ": " + why);
+    }
+    spdlog::error("value schemas {}: {}; keeping the last good ones", path, why);
+}
+
+void FileMode::note_refusals(const Plan& plan) {
+    held_back_ = plan.refused.size();
+    for (const Refusal& r : plan.refused) {
+        ++rejected_[std::string(r.kind)];
+        ++source_.stats().refused_values;
+        spdlog::error(
+            "{} key '{}' refused: {}; {}", ns_name(r.key.ns), printable(r.key.key), r.reason,
+            published_.contains(r.key) ? "readers keep its last good value" : "not published");
+    }
+}
+
 void FileMode::start() {
+    load_schemas(true);
     // Watch before reading, so that a change made while we read is an event, not lost.
     (void)watcher_.watch_missing();
     for (std::size_t i = 0; i < source_.files().size(); ++i) {
@@ -44,12 +85,8 @@ void FileMode::start() {
     }
     ++source_.stats().reloads;
 
-    const Plan plan = plan_changes({}, source_.entries(), options_.max_value_bytes);
-    for (const Refusal& r : plan.refused) {
-        ++source_.stats().refused_values;
-        spdlog::error("{} key '{}' refused: {}; not published", ns_name(r.key.ns), r.key.key,
-                      r.reason);
-    }
+    const Plan plan = plan_changes({}, source_.entries(), options_.max_value_bytes, schemas_);
+    note_refusals(plan);
     const SourceState initial =
         source_.healthy() && plan.refused.empty() ? SourceState::ok : SourceState::stale;
     const std::uint64_t revision = SegmentWriter::existing_revision(options_.segment) + 1;
@@ -80,6 +117,7 @@ void FileMode::start() {
 
 void FileMode::reload_all() {
     spdlog::info("reloading every file");
+    load_schemas(false);
     std::vector<std::size_t> all(dirty_.size());
     for (std::size_t i = 0; i < all.size(); ++i) {
         all[i] = i;
@@ -148,14 +186,10 @@ void FileMode::reload_dirty() {
 }
 
 void FileMode::publish() {
-    const Plan plan = plan_changes(published_, source_.entries(), options_.max_value_bytes);
+    const Plan plan =
+        plan_changes(published_, source_.entries(), options_.max_value_bytes, schemas_);
     bool all_published = plan.refused.empty();
-    for (const Refusal& r : plan.refused) {
-        ++source_.stats().refused_values;
-        spdlog::error(
-            "{} key '{}' refused: {}; {}", ns_name(r.key.ns), r.key.key, r.reason,
-            published_.contains(r.key) ? "readers keep its last good value" : "not published");
-    }
+    note_refusals(plan);
     publish_failed_ = false;
     if (!plan.changes.empty()) {
         const std::uint64_t revision = publisher_.revision() + 1;
@@ -231,6 +265,10 @@ ModeStatus FileMode::status() const {
                 {"missing", st.missing_files},         {"read", st.read_errors},
                 {"refused", st.refused_values},        {"publish", st.publish_errors},
                 {"watch_overflow", st.watch_overflows}};
+    for (const auto& [kind, n] : rejected_) {
+        s.rejected_values.emplace_back(kind, n);
+    }
+    s.rejected_keys = held_back_;
     return s;
 }
 

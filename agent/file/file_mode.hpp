@@ -11,14 +11,17 @@
 //
 // Source state (what readers see in Health): `ok` while every file read successfully and
 // every key was published; `stale` while a file is missing or bad or a key is refused
-// (readers keep the last good values); `stopped` after stop().
+// (readers keep the last good values); `stopped` after stop(). With --value-schema, a value
+// that breaks its key's JSON Schema is refused like one over --max-value-bytes.
 #pragma once
 
 #include <event2/event.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "agent/file/file_source.hpp"
@@ -68,6 +71,10 @@ class FileMode {
     void publish();
     void sync_published(const std::vector<Change>& changes);
     void update_state(bool all_published);
+    // Reads --value-schema; at start a file that cannot be used throws OptionsError, later
+    // (SIGHUP) the last good schemas stay.
+    void load_schemas(bool at_start);
+    void note_refusals(const Plan& plan);
 
     Options options_;
     event_base* base_;
@@ -75,6 +82,9 @@ class FileMode {
     InotifyWatcher watcher_;
     Publisher publisher_;
     EntryMap published_;  // what the segment holds: the writer's view, mirrored
+    ValueSchemas schemas_;
+    std::map<std::string, std::uint64_t, std::less<>> rejected_;  // by kind, since start
+    std::size_t held_back_ = 0;                                   // keys refused by the last plan
     std::vector<bool> dirty_;
     bool debounce_armed_ = false;
     bool publish_failed_ = false;  // retried on the next tick (the segment may have room)

@@ -84,27 +84,36 @@ const char* keeping(const SourceFile& f) {
 
 }  // namespace
 
-Plan plan_changes(const EntryMap& published, const EntryMap& wanted,
-                  std::uint64_t max_value_bytes) {
+Plan plan_changes(const EntryMap& published, const EntryMap& wanted, std::uint64_t max_value_bytes,
+                  const ValueSchemas& schemas) {
     Plan plan;
-    auto refuse = [&](const EntryKey& k, std::string reason) {
-        plan.refused.push_back({k, std::move(reason)});
+    auto refuse = [&](const EntryKey& k, std::string reason, std::string_view kind) {
+        plan.refused.push_back({k, std::move(reason), kind});
     };
     for (const auto& [k, v] : wanted) {
         if (k.key.empty() || k.key.size() > layout::kMaxKeyLen) {
-            refuse(k, "key length " + std::to_string(k.key.size()) + " is outside 1.." +
-                          std::to_string(layout::kMaxKeyLen));
+            refuse(k,
+                   "key length " + std::to_string(k.key.size()) + " is outside 1.." +
+                       std::to_string(layout::kMaxKeyLen),
+                   "key");
             continue;
         }
         if (v.size() > max_value_bytes) {
-            refuse(k, "value of " + std::to_string(v.size()) + " bytes exceeds --max-value-bytes " +
-                          std::to_string(max_value_bytes));
+            refuse(k,
+                   "value of " + std::to_string(v.size()) + " bytes exceeds --max-value-bytes " +
+                       std::to_string(max_value_bytes),
+                   "too_large");
             continue;
         }
         const auto it = published.find(k);
-        if (it == published.end() || it->second != v) {
-            plan.changes.push_back(Change{k.ns, k.key, v, ""});
+        if (it != published.end() && it->second == v) {
+            continue;  // unchanged: checked when it was published
         }
+        if (const auto bad = schemas.validate_text(k.ns, k.key, v)) {
+            refuse(k, "breaks the schema of '" + bad->pattern + "': " + bad->message(), "schema");
+            continue;
+        }
+        plan.changes.push_back(Change{k.ns, k.key, v, ""});
     }
     for (const auto& [k, v] : published) {
         if (!wanted.contains(k)) {

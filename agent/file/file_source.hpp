@@ -18,6 +18,7 @@
 
 #include "agent/ops/options.hpp"
 #include "agent/segment/segment_writer.hpp"
+#include "core/value_schema.hpp"
 #include "yuxi/config/layout.hpp"
 
 namespace yuxi::config::agent {
@@ -77,6 +78,7 @@ using EntryMap = std::map<EntryKey, std::string>;
 struct Refusal {
     EntryKey key;
     std::string reason;
+    std::string_view kind;  // key, too_large, schema (a fixed word: a metric's label)
 };
 
 struct Plan {
@@ -85,10 +87,12 @@ struct Plan {
 };
 
 // The changes that turn `published` into `wanted`, leaving out what the segment would
-// refuse (an empty or too long key, a value over `max_value_bytes`): a refused key keeps
-// its published value, so a bad edit never deletes a good value.
+// refuse (an empty or too long key, a value over `max_value_bytes`) and values that break
+// their key's JSON Schema in `schemas`: a refused key keeps its published value, so a bad
+// edit never deletes a good value.
 [[nodiscard]] Plan plan_changes(const EntryMap& published, const EntryMap& wanted,
-                                std::uint64_t max_value_bytes);
+                                std::uint64_t max_value_bytes,
+                                const ValueSchemas& schemas = ValueSchemas());
 
 class FileSource {
   public:

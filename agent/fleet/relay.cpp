@@ -496,6 +496,8 @@ void Relay::heartbeat() {
     report.segment = options_.segment;
     report.role = std::string(to_string(role_));
     report.state = std::string(host_.state_name());
+    report.rejected = host_.rejected_values(kMaxReportedRejections);
+    report.rejected_keys = host_.rejected_keys();
     primary_->command(
         {"HSET", std::string(kAgentsHash), options_.pod_name, seal(encode_agent_report(report))},
         nullptr);

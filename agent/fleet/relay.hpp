@@ -39,6 +39,7 @@
 #include "agent/fleet/signing_keys.hpp"
 #include "agent/ops/metrics.hpp"
 #include "agent/ops/options.hpp"
+#include "core/agent_report.hpp"
 #include "core/change_message.hpp"
 #include "core/event_loop.hpp"
 #include "core/redis_keys.hpp"
@@ -66,6 +67,10 @@ class RelayHost {
     virtual void use_postgres(PgUse use) = 0;
     virtual void trim_log(std::uint64_t keep) = 0;
     virtual std::string_view state_name() const = 0;  // the segment's source state
+    // The values held back (newest first, at most `max`) and how many keys are, for the
+    // agents' report.
+    virtual std::vector<ValueRejection> rejected_values(std::size_t /*max*/) const { return {}; }
+    virtual std::uint64_t rejected_keys() const { return 0; }
 };
 
 class Relay {

@@ -333,6 +333,19 @@ void Metrics::render_counters(const ModeStatus& s, ExpositionWriter& w) const {
     w.family("yuxi_config_l2_snapshot_loads_total",
              "Boots from the Redis L2 snapshot while PostgreSQL was unreachable.", "counter");
     w.sample("yuxi_config_l2_snapshot_loads_total", as_double(l2_snapshot_loads_));
+    w.family("yuxi_config_rejected_values_total",
+             "Values the agent refused to publish (over the size limit, not JSON, breaking their "
+             "key's JSON Schema, refused by the segment), by reason; each key kept its last "
+             "good value.",
+             "counter");
+    for (const auto& [reason, n] : s.rejected_values) {
+        w.sample("yuxi_config_rejected_values_total", "reason", reason, as_double(n));
+    }
+    w.family("yuxi_config_rejected_keys",
+             "Keys that hold a last good value instead of the source's, until a valid value "
+             "of the key arrives.",
+             "gauge");
+    w.sample("yuxi_config_rejected_keys", as_double(s.rejected_keys));
     w.family("yuxi_config_rejected_documents_total",
              "Documents, replies and requests from outside that the agent refused, by source "
              "and reason; the agent kept serving what it had.",

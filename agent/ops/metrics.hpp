@@ -113,6 +113,9 @@ struct ModeStatus {
     std::string serving_postgres;
     std::string serving_redis;
     std::uint64_t history_rewinds = 0;
+    // Values refused (the key keeps its last good value), by reason, and the keys held back.
+    std::vector<std::pair<std::string, std::uint64_t>> rejected_values;
+    std::uint64_t rejected_keys = 0;
 };
 
 class Metrics {

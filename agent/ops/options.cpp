@@ -51,10 +51,11 @@ struct FlagSpec {
     Arity arity;
 };
 
-constexpr std::array<FlagSpec, 36> kFlags = {{
+constexpr std::array<FlagSpec, 37> kFlags = {{
     {"mode", "CONFIG_MODE", Arity::single},
     {"config-file", "YUXI_CONFIG_FILE", Arity::repeat},
     {"metadata", "YUXI_METADATA", Arity::repeat},
+    {"value-schema", "YUXI_CONFIG_VALUE_SCHEMA", Arity::single},
     {"segment", "YUXI_CONFIG_SEGMENT", Arity::single},
     {"http", "YUXI_CONFIG_HTTP", Arity::single},
     {"max-value-bytes", "YUXI_CONFIG_MAX_VALUE_BYTES", Arity::single},
@@ -653,6 +654,11 @@ Options parse_options(std::span<const std::string_view> args, const EnvLookup& e
             throw OptionsError(metadata.origin + ": metadata name '" + f.name + "' given twice");
         }
         o.metadata.push_back(std::move(f));
+    }
+
+    if (const Setting schema = resolve(*find_flag("value-schema"), flags, env);
+        !schema.values.empty()) {
+        o.value_schema_file = schema.values[0];
     }
 
     const Setting segment = resolve(*find_flag("segment"), flags, env);

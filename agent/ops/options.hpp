@@ -102,6 +102,9 @@ struct Options {
     Mode mode = Mode::file;
     std::vector<std::string> config_files;  // in order: later files override earlier ones
     std::vector<MetadataFile> metadata;
+    // File mode: the JSON Schemas of the config keys (core/value_schema.hpp's rules file);
+    // empty: none.
+    std::string value_schema_file;
     std::string segment;
     ListenAddress http;
     std::uint64_t max_value_bytes = kDefaultMaxValueBytes;

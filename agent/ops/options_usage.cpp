@@ -21,6 +21,11 @@ variable; a flag wins over its variable. See docs/configuration.md.
   --metadata NAME=PATH      YUXI_METADATA (comma-separated): JSON document published
                             as metadata entry NAME, may be repeated. Default:
                             global_metadata=saves/knowledge_base_data/global_metadata.json
+  --value-schema PATH       YUXI_CONFIG_VALUE_SCHEMA: file mode's JSON Schemas of the
+                            config keys (a value-schemas document, or a pydantic
+                            model's JSON Schema); a value that breaks its key's
+                            schema is refused and the key keeps its last good
+                            value. Default: none
   --segment NAME            YUXI_CONFIG_SEGMENT: shared-memory segment name
                             (/dev/shm/NAME). Default: yuxi-config
   --http HOST:PORT          YUXI_CONFIG_HTTP: address for /healthz, /readyz and

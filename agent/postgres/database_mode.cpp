@@ -64,7 +64,8 @@ DatabaseMode::DatabaseMode(const Options& options, event_base* base)
     : options_(options),
       base_(base),
       source_(source_options(options), base, *this, stats_),
-      publisher_(writer_options(options), base, [this] { tick(); }) {}
+      publisher_(writer_options(options), base, [this] { tick(); }),
+      admission_(options.max_value_bytes) {}
 
 DatabaseMode::~DatabaseMode() = default;
 
@@ -211,70 +212,19 @@ void DatabaseMode::tick() {
 }
 
 std::vector<Change> DatabaseMode::admit(std::vector<Change>&& changes, std::uint64_t revision,
-                                        bool unique_keys) {
-    // Later changes of a key win; keep the first appearance's position.
-    std::vector<Change> out;
-    out.reserve(changes.size());
-    if (changes.size() == 1 || unique_keys) {
-        out = std::move(changes);
-    } else {
-        std::unordered_map<std::string, std::size_t> index;
-        index.reserve(changes.size());
-        for (Change& c : changes) {
-            const auto [it, inserted] = index.try_emplace(entry_id(c.ns, c.key), out.size());
-            if (inserted) {
-                out.push_back(std::move(c));
-            } else {
-                out[it->second] = std::move(c);
-            }
-        }
-    }
-    std::size_t kept = 0;
-    for (Change& c : out) {
-        if (c.value && c.value->size() > options_.max_value_bytes) {
-            ++stats_.refused_values;
-            spdlog::error(
-                "{} key '{}' at revision {} refused: its value of {} bytes exceeds the limit of "
-                "{} (--max-value-bytes); readers keep its last published value, if any",
-                ns_name(c.ns), printable(c.key), revision, c.value->size(),
-                options_.max_value_bytes);
-            refused_.insert(entry_id(c.ns, c.key));
-            continue;
-        }
-        // PostgreSQL's jsonb::text is always JSON, but a batch from Redis may say anything:
-        // every path checks the same way, so that the relay and its followers agree.
-        if (c.value) {
-            if (auto why = check_json_text(*c.value, {c.value->size(), kMaxValueDepth})) {
-                ++stats_.refused_values;
-                spdlog::error(
-                    "{} key '{}' at revision {} refused: its value is not usable JSON ({}); "
-                    "readers keep its last published value, if any",
-                    ns_name(c.ns), printable(c.key), revision, *why);
-                refused_.insert(entry_id(c.ns, c.key));
-                continue;
-            }
-        }
-        if (!refused_.empty()) {
-            refused_.erase(entry_id(c.ns, c.key));
-        }
-        if (&out[kept] != &c) {
-            out[kept] = std::move(c);
-        }
-        ++kept;
-    }
-    out.resize(kept);
+                                        bool snapshot) {
+    std::vector<Change> out = admission_.admit(std::move(changes), revision, snapshot);
+    stats_.refused_values = admission_.total();
     return out;
 }
 
 void DatabaseMode::note_rejected(const std::vector<Rejected>& rejected, std::uint64_t revision) {
-    for (const Rejected& r : rejected) {
-        ++stats_.refused_values;
-        spdlog::error("key '{}' at revision {} refused by the segment: {}", r.key, revision,
-                      r.reason);
-        // The writer names the key without its namespace: count both as not published.
-        refused_.insert(entry_id(Namespace::config, r.key));
-        refused_.insert(entry_id(Namespace::metadata, r.key));
-    }
+    admission_.segment_refused(rejected, revision);
+    stats_.refused_values = admission_.total();
+}
+
+std::vector<ValueRejection> DatabaseMode::rejected_values(std::size_t max) const {
+    return admission_.newest(max);
 }
 
 void DatabaseMode::fatal(const std::string& message) {
@@ -290,7 +240,7 @@ bool DatabaseMode::create_segment(const std::vector<Change>& entries, std::uint6
         return false;
     }
     std::vector<Rejected> rejected;
-    publisher_.create(entries, revision, refused_.empty() ? SourceState::ok : SourceState::stale,
+    publisher_.create(entries, revision, admission_.clean() ? SourceState::ok : SourceState::stale,
                       &rejected);
     note_rejected(rejected, revision);
     return true;
@@ -325,7 +275,6 @@ bool DatabaseMode::publish_entries(std::vector<Change>&& loaded, std::uint64_t r
         configs += c.ns == Namespace::config ? 1 : 0;
     }
     const std::size_t metadata = loaded.size() - configs;
-    refused_.clear();
     // A snapshot has each key once (the tables' UNIQUE constraints).
     const std::vector<Change> entries = admit(std::move(loaded), revision, true);
     try {
@@ -352,7 +301,7 @@ bool DatabaseMode::publish_entries(std::vector<Change>&& loaded, std::uint64_t r
                 std::string id = entry_id(e.ns(), e.key);
                 const auto it = want.find(id);
                 if (it == want.end()) {
-                    if (!refused_.contains(id)) {
+                    if (!admission_.holds_back(id)) {
                         diff.push_back({e.ns(), std::string(e.key), std::nullopt, std::string()});
                     }
                 } else if (it->second->value == e.value && it->second->category == e.category) {
@@ -387,7 +336,7 @@ bool DatabaseMode::publish_entries(std::vector<Change>&& loaded, std::uint64_t r
         "published revision {}: snapshot of {} config and {} metadata entries (query {:.1f} ms, "
         "publish {:.1f} ms){}",
         revision, configs, metadata, std::chrono::duration<double, std::milli>(query_time).count(),
-        ms_since(t0), refused_.empty() ? "" : "; some keys refused");
+        ms_since(t0), admission_.clean() ? "" : "; some keys refused");
     return true;
 }
 
@@ -474,7 +423,7 @@ void DatabaseMode::update_state() {
         return;
     }
     const bool is_fed = fed();
-    SourceState state = is_fed && refused_.empty() ? SourceState::ok : SourceState::stale;
+    SourceState state = is_fed && admission_.clean() ? SourceState::ok : SourceState::stale;
     if (!is_fed && degraded_) {
         state = SourceState::degraded;
     }
@@ -493,7 +442,7 @@ void DatabaseMode::update_state() {
             relay_ ? " or the relay" : "", publisher_.revision());
     } else {
         spdlog::warn("source state: stale ({} key(s) refused; readers keep their last values)",
-                     refused_.size());
+                     admission_.size());
     }
 }
 
@@ -536,6 +485,10 @@ ModeStatus DatabaseMode::status() const {
         s.errors.emplace_back(to_string(kind), stats_.error(kind));
     }
     s.errors.emplace_back("refused", stats_.refused_values);
+    for (const auto& [reason, n] : admission_.counts()) {
+        s.rejected_values.emplace_back(reason, n);
+    }
+    s.rejected_keys = admission_.size();
     return s;
 }
 

@@ -11,9 +11,10 @@
 // snapshot replaces the segment, and readers remap.
 //
 // Values are the text PostgreSQL's jsonb::text gives: that is the canonical JSON of
-// database mode. A value over --max-value-bytes is refused: the key keeps what it had
-// (or stays absent), the refusal is logged with the key and the size (never the value),
-// counted, and the rest of the batch is applied.
+// database mode. A value over --max-value-bytes, or one that breaks its key's JSON Schema,
+// is refused (admission.hpp): the key keeps what it had (or stays absent), the refusal is
+// logged with the key and the reason (never the value), counted, reported in
+// yuxi:config:agents, and the rest of the batch is applied.
 //
 // Source state (what readers see in Health):
 //   starting  nothing published yet (the segment is not touched before the first snapshot:
@@ -30,11 +31,11 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_set>
 
 #include "agent/fleet/relay.hpp"
 #include "agent/ops/metrics.hpp"
 #include "agent/ops/options.hpp"
+#include "agent/postgres/admission.hpp"
 #include "agent/postgres/postgres_source.hpp"
 #include "agent/segment/publisher.hpp"
 #include "core/event_loop.hpp"
@@ -97,6 +98,8 @@ class DatabaseMode final : private SourceSink, private RelayHost {
     void use_postgres(PgUse use) override;
     void trim_log(std::uint64_t keep) override { source_.trim_log(keep); }
     std::string_view state_name() const override;
+    std::vector<ValueRejection> rejected_values(std::size_t max) const override;
+    std::uint64_t rejected_keys() const override { return admission_.size(); }
 
     static void on_pg_use(evutil_socket_t fd, short what, void* self);
     static void on_boot_timer(evutil_socket_t fd, short what, void* self);
@@ -107,10 +110,9 @@ class DatabaseMode final : private SourceSink, private RelayHost {
 
     void tick();
 
-    // Keeps the last change of each key (unless `unique_keys` says each key comes once),
-    // and takes out (logs, counts, remembers) values over the limit.
-    std::vector<Change> admit(std::vector<Change>&& changes, std::uint64_t revision,
-                              bool unique_keys);
+    // The changes admission.hpp lets in (`snapshot`: each key comes once, and the set is
+    // the whole state).
+    std::vector<Change> admit(std::vector<Change>&& changes, std::uint64_t revision, bool snapshot);
     void note_rejected(const std::vector<Rejected>& rejected, std::uint64_t revision);
     bool create_segment(const std::vector<Change>& entries, std::uint64_t revision);
     void fatal(const std::string& message);
@@ -121,7 +123,7 @@ class DatabaseMode final : private SourceSink, private RelayHost {
     DatabaseStats stats_;
     PostgresSource source_;
     Publisher publisher_;
-    std::unordered_set<std::string> refused_;  // keys (namespace byte + key) not published
+    Admission admission_;  // what is held back, and why
     bool up_ = false;
     int exit_code_ = 0;
     Metrics* metrics_ = nullptr;

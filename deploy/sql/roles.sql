@@ -34,3 +34,15 @@ GRANT SELECT, INSERT, DELETE ON yuxi_config_changes TO yuxi_config_admin;
 GRANT SELECT, UPDATE ON yuxi_config_log_state TO yuxi_config_admin;
 GRANT SELECT ON yuxi_config_schema TO yuxi_config_admin;
 GRANT EXECUTE ON FUNCTION yuxi_config_lock_key() TO yuxi_config_admin;
+
+-- High availability (003): the relay draws its fencing token from the sequence; an agent
+-- records a rewound history it found. Admins read those records (log status).
+GRANT USAGE ON SEQUENCE yuxi_config_relay_fence TO yuxi_config_agent;
+GRANT SELECT, INSERT ON yuxi_config_rewinds TO yuxi_config_agent;
+GRANT USAGE ON SEQUENCE yuxi_config_rewinds_id_seq TO yuxi_config_agent;
+GRANT SELECT ON yuxi_config_rewinds TO yuxi_config_admin;
+
+-- Value schemas (004): admins write them (the triggers mirror them into global_metadata,
+-- which admins may write already); agents read only that mirror.
+GRANT SELECT, INSERT, UPDATE, DELETE ON yuxi_config_value_schemas TO yuxi_config_admin;
+GRANT SELECT, UPDATE ON yuxi_config_value_schemas_state TO yuxi_config_admin;

@@ -22,6 +22,9 @@
 #ifdef YUXI_CONFIG_HAVE_LOCK
 #include "yuxi/config/lock.hpp"
 #endif
+#ifdef YUXI_CONFIG_HAVE_ADMIN
+#include "native_admin.hpp"
+#endif
 
 namespace py = pybind11;
 
@@ -497,6 +500,9 @@ PYBIND11_MODULE(_native, m) {
 
 #ifdef YUXI_CONFIG_HAVE_LOCK
     yp::bind_lock(m);
+#endif
+#ifdef YUXI_CONFIG_HAVE_ADMIN
+    yp::bind_admin(m);
 #endif
 
     py::class_<yp::NativeSnapshot>(m, "Snapshot")

@@ -3,7 +3,7 @@
 The sidecar ``yuxi-config-agent`` keeps a shared-memory segment up to date; this module
 reads it in-process, with no lock, no system call and no network hop::
 
-    from yuxi_config import Client, Config, load_global_metadata, DistributedLock
+    from yuxi_config import Client, Config, Admin, load_global_metadata, DistributedLock
 
     cfg = Client()                      # $YUXI_CONFIG_SEGMENT or "yuxi-config"
     cfg.get("embed_model")              # decoded JSON, or None when absent
@@ -11,6 +11,10 @@ reads it in-process, with no lock, no system call and no network hop::
     cfg.metadata("global_metadata")     # a metadata document, decoded
     snap = cfg.snapshot()               # many keys, one revision
     cfg.wait_for_change(cfg.revision, timeout=5.0)
+
+Writes: ``Admin`` (yuxi_config/admin.py) writes PostgreSQL through the C++ admin library,
+and ``Config`` (yuxi_config/drop_in.py) is a drop-in for Yuxi-Know's ``Config``: typed reads
+from the segment, ``config[key] = v`` then ``save()``, ``update({...})``, custom providers.
 
 Values returned by ``get`` and ``metadata`` are decoded once per change and then shared
 between callers: treat them as read-only (``copy.deepcopy`` one to modify it).
@@ -29,15 +33,26 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Optional
 
+from . import _native
 from ._native import Client as _NativeClient
 from ._native import SegmentError
 
 __all__ = [
+    "Admin",
     "Client",
     "Config",
+    "ConfigFileWriter",
+    "Conflict",
+    "Error",
     "Health",
+    "InvalidArgument",
+    "InvalidValue",
+    "NotFound",
+    "Rejected",
     "SegmentError",
     "Snapshot",
+    "Unavailable",
+    "WaitTimeout",
     "load_global_metadata",
     "DistributedLock",
     "LockError",
@@ -158,46 +173,6 @@ class Client:
         return Health(**self._native.health())
 
 
-class Config:
-    """Attribute access to the ``config`` namespace, like Yuxi-Know's ``Config``:
-    ``config.embed_model``. Read-only: writes go through ``yuxi-configctl set`` or the
-    database, and reach every pod through the agent."""
-
-    __slots__ = ("_client",)
-
-    def __init__(self, client: Optional[Client] = None) -> None:
-        object.__setattr__(self, "_client", client if client is not None else Client())
-
-    def __getattr__(self, name: str) -> Any:
-        value = self._client.get(name, _MISSING)
-        if value is _MISSING:
-            raise AttributeError(f"no configuration key {name!r}")
-        return value
-
-    def __getitem__(self, key: str) -> Any:
-        value = self._client.get(key, _MISSING)
-        if value is _MISSING:
-            raise KeyError(key)
-        return value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._client.get(key, default)
-
-    def __contains__(self, key: str) -> bool:
-        return self._client.get(key, _MISSING) is not _MISSING
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(
-            "configuration is read-only here: write it with `yuxi-configctl set` "
-            "(or the database) and every pod's agent publishes it"
-        )
-
-    def dump(self) -> dict:
-        """All config keys at one revision, as a dict (a fresh copy)."""
-        snap = self._client.snapshot()
-        return {k: json.loads(snap.get_raw(k)) for k in snap}
-
-
 def _segment_exists(segment: Optional[str]) -> bool:
     name = segment or os.environ.get("YUXI_CONFIG_SEGMENT") or "yuxi-config"
     return os.path.exists(os.path.join("/dev/shm", name))
@@ -231,3 +206,10 @@ except ImportError:  # pragma: no cover
     class DistributedLock:  # type: ignore[no-redef]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             raise LockError("this build of yuxi_config has no Redis support")
+
+
+from .admin import (Admin, Conflict, Error, InvalidArgument, InvalidValue,  # noqa: E402
+                    NotFound, Rejected, Unavailable, WaitTimeout)
+from .drop_in import Config  # noqa: E402
+
+ConfigFileWriter = _native.ConfigFileWriter

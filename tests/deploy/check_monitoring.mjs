@@ -26,9 +26,9 @@ const mon = path.join(repo, "deploy/monitoring");
 
 // What the agent's /metrics exposes (the HTTP server's contract).
 const COUNTERS = ["updates_applied_total", "reconnects_total", "resyncs_total", "errors_total", "l2_snapshot_loads_total",
-  "rejected_documents_total", "history_rewound_total"];
+  "rejected_documents_total", "history_rewound_total", "rejected_values_total"];
 const GAUGES = ["up", "ready", "revision", "entries", "segment_bytes", "segment_fill_ratio", "heartbeat_timestamp_seconds", "insecure", "snapshot_age_seconds",
-  "source_up", "source_state", "relay_leader", "build_info", "serving_server_info"];
+  "source_up", "source_state", "relay_leader", "build_info", "serving_server_info", "rejected_keys"];
 const HISTOGRAMS = ["apply_duration_seconds", "propagation_delay_seconds"];
 const KNOWN = new Set([
   ...COUNTERS, ...GAUGES,

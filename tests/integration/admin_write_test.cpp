@@ -46,8 +46,9 @@ TEST_F(SchemaTest, AppliesOnceOnADatabaseWhereTheSeedTablesHoldData) {
     EXPECT_NE(r.out.find("applied 002_change_log.sql (version 2)"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("applied 003_high_availability.sql (version 3)"), std::string::npos)
         << r.out;
+    EXPECT_NE(r.out.find("applied 004_value_schemas.sql (version 4)"), std::string::npos) << r.out;
     const auto versions = pg_->exec("SELECT version, name FROM yuxi_config_schema ORDER BY 1");
-    ASSERT_EQ(versions.size(), 3u);
+    ASSERT_EQ(versions.size(), 4u);
     EXPECT_EQ(versions[0][1], "001_seed_tables.sql");
     EXPECT_EQ(versions[1][0], "2");
     const std::string applied_at =
@@ -55,9 +56,9 @@ TEST_F(SchemaTest, AppliesOnceOnADatabaseWhereTheSeedTablesHoldData) {
 
     r = db_ctl({"schema", "apply"});
     ASSERT_EQ(r.status, 0) << describe(r);
-    EXPECT_EQ(r.out, "schema is up to date (version 3)\n");
+    EXPECT_EQ(r.out, "schema is up to date (version 4)\n");
     EXPECT_EQ(pg_->scalar("SELECT max(applied_at)::text FROM yuxi_config_schema"), applied_at);
-    EXPECT_EQ(pg_->number("SELECT count(*) FROM yuxi_config_schema"), 3u);
+    EXPECT_EQ(pg_->number("SELECT count(*) FROM yuxi_config_schema"), 4u);
 
     // The seed's rows are intact, and writes to them are now logged.
     EXPECT_EQ(value_of("embed_model"), "\"bge-m3\"");
@@ -72,7 +73,7 @@ TEST_F(SchemaTest, AppliesOnceOnADatabaseWhereTheSeedTablesHoldData) {
     r = db_ctl({"schema", "status"});
     EXPECT_EQ(r.out,
               "applied  001_seed_tables.sql\napplied  002_change_log.sql\napplied  "
-              "003_high_availability.sql\n");
+              "003_high_availability.sql\napplied  004_value_schemas.sql\n");
 }
 
 TEST_F(SchemaTest, ConcurrentRunsApplyEachMigrationOnce) {
@@ -89,7 +90,7 @@ TEST_F(SchemaTest, ConcurrentRunsApplyEachMigrationOnce) {
         applied += r.out.find("applied 002") != std::string::npos ? 1 : 0;
     }
     EXPECT_EQ(applied, 1);
-    EXPECT_EQ(pg_->number("SELECT count(*) FROM yuxi_config_schema"), 3u);
+    EXPECT_EQ(pg_->number("SELECT count(*) FROM yuxi_config_schema"), 4u);
 }
 
 TEST_F(SchemaTest, MissingSqlDirAndMissingTablesSayWhatToDo) {

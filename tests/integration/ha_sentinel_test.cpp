@@ -133,8 +133,8 @@ TEST_P(SentinelHaTest, FleetFollowsAFailoverUnderAWriterStorm) {
     // yuxi-configctl finds the new primary through the Sentinels too.
     const std::string listed =
         shell_output(std::string("YUXI_CONFIG_SIGNING_KEY=") + kTestSigningKey + " " +
-                     YUXI_CONFIGCTL_BIN + " agents --redis-sentinels " +
-                     cluster_.sentinel_list() + " --redis-sentinel-master ha 2>&1");
+                     YUXI_CONFIGCTL_BIN + " agents --redis-sentinels " + cluster_.sentinel_list() +
+                     " --redis-sentinel-master ha 2>&1");
     for (int i = 0; i < kAgents; ++i) {
         EXPECT_NE(listed.find("pod" + std::to_string(i)), std::string::npos) << listed;
     }

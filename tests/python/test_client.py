@@ -44,13 +44,15 @@ def test_missing_keys_are_none_or_key_errors(agent):
         c.get(3)
 
 
-def test_config_attribute_access_is_read_only(agent):
+def test_config_attribute_access_stages_writes(agent):
     cfg = Config(Client(agent.segment))
     assert cfg.embed_model == "siliconflow/BAAI/bge-m3"
     assert "siliconflow" in cfg.model_names
     assert cfg.get("absent", "x") == "x"
-    with pytest.raises(AttributeError, match="read-only"):
-        cfg.embed_model = "other"
+    cfg.embed_model = "other"  # staged: this object sees it, the segment does not yet
+    assert cfg.embed_model == "other"
+    assert cfg.staged == {"embed_model": "other"}
+    assert Client(agent.segment).get("embed_model") == "siliconflow/BAAI/bge-m3"
     assert cfg.dump()["default_agent_id"] == "ChatbotAgent"
 
 

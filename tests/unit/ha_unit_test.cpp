@@ -192,11 +192,14 @@ TEST(HistoryRecord, RoundTripsAndRefusesWhatIsNotOne) {
 
 TEST(SentinelOptions, ParsedCheckedAndExclusiveWithAFixedReplica) {
     using agent::parse_options;
-    std::map<std::string, std::string> env = {{"CONFIG_MODE", "database"},
-                                              {"DATABASE_URL", "postgresql://h/db"},
-                                              {"REDIS_SENTINELS", "s1:26379, s2"},
-                                              {"REDIS_SENTINEL_MASTER", "ha"},
-                                              {"REDIS_SENTINEL_PASSWORD", "pw"}};
+    std::map<std::string, std::string> env = {
+        {"CONFIG_MODE", "database"},
+        {"DATABASE_URL", "postgresql://h/db"},
+        {"REDIS_SENTINELS", "s1:26379, s2"},
+        {"REDIS_SENTINEL_MASTER", "ha"},
+        {"REDIS_SENTINEL_PASSWORD", "pw"},
+        // base64 of 32 bytes: a fleet with Redis signs
+        {"YUXI_CONFIG_SIGNING_KEY", "eXV4aS1jb25maWctdGVzdC1zaWduaW5nLWtleS0wMDE="}};
     auto lookup = [&](std::string_view n) -> std::optional<std::string> {
         const auto it = env.find(std::string(n));
         return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);

@@ -41,6 +41,8 @@ const std::map<std::string, std::string> kFamilies = {
     {"yuxi_config_snapshot_age_seconds", "gauge"},
     {"yuxi_config_l2_snapshot_loads_total", "counter"},
     {"yuxi_config_rejected_documents_total", "counter"},
+    {"yuxi_config_rejected_values_total", "counter"},
+    {"yuxi_config_rejected_keys", "gauge"},
     {"yuxi_config_build_info", "gauge"},
     {"yuxi_config_history_rewound_total", "counter"},
     {"yuxi_config_serving_server_info", "gauge"},

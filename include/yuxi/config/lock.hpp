@@ -109,8 +109,8 @@ struct RedisEndpoint {
     }
 
     // REDIS_HOST (default 127.0.0.1), REDIS_PORT (default 6379), REDIS_USERNAME and
-    // REDIS_PASSWORD (default none), REDIS_DB (default 0); an unset or empty variable takes the default.
-    // Throws std::invalid_argument naming the variable if REDIS_PORT is not 1-65535 or
+    // REDIS_PASSWORD (default none), REDIS_DB (default 0); an unset or empty variable takes the
+    // default. Throws std::invalid_argument naming the variable if REDIS_PORT is not 1-65535 or
     // REDIS_DB is not a non-negative integer.
     // Also REDIS_SENTINELS (comma-separated host:port), REDIS_SENTINEL_MASTER (default
     // mymaster), REDIS_SENTINEL_USERNAME, REDIS_SENTINEL_PASSWORD and REDIS_MIN_REPLICAS

@@ -375,7 +375,7 @@ struct Entry {
     Outcome (*run)(std::string_view);
 };
 
-constexpr std::array<Entry, 12> kDecoders = {{
+constexpr std::array<Entry, 13> kDecoders = {{
     {"batch", batch},
     {"snapshot", snapshot},
     {"stream", stream},

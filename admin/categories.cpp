@@ -1,10 +1,10 @@
 // Categories of config keys, after the field groups of Yuxi-Know's Config class.
-#include "cli/categories.hpp"
-
 #include <array>
 #include <utility>
 
-namespace yuxi::config::cli {
+#include "yuxi/config/admin.hpp"
+
+namespace yuxi::config {
 namespace {
 
 // The fields Yuxi-Know's Config persists in base.toml (v0.4 to v0.6), by group.
@@ -33,7 +33,7 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 2> kPrefixes
 
 }  // namespace
 
-std::optional<std::string> category_for(std::string_view key) {
+std::optional<std::string> default_category(std::string_view key) {
     for (const auto& [field, category] : kFields) {
         if (key == field) {
             return std::string(category);
@@ -47,4 +47,4 @@ std::optional<std::string> category_for(std::string_view key) {
     return std::nullopt;
 }
 
-}  // namespace yuxi::config::cli
+}  // namespace yuxi::config
