@@ -306,9 +306,7 @@ std::vector<std::string> warnings_for(const json& spec, const json& agent) {
         }
         if (uid != nullptr && *uid == *agent_uid) {
             out.push_back(where("containers", i, containers[i]) + " runs as uid " +
-                          agent_uid->dump() +
-                          ", the agent's: it can write the configuration segment, not only "
-                          "read it");
+                          agent_uid->dump() + " like the agent: it could write the segment");
         }
     }
     return out;
