@@ -91,7 +91,7 @@ struct HttpServer::Conn {
     bufferevent* bev = nullptr;               // evhttp's; referenced by us until attached
     evhttp_connection* evcon = nullptr;       // set once attached
     std::unique_ptr<event, EventFree> timer;  // attach, then the request deadline
-    bool doomed = false;  // over the cap (or without TLS): closed unanswered at attach
+    bool doomed = false;                      // without TLS: closed unanswered at attach
 };
 
 void HttpServer::HttpFree::operator()(evhttp* h) const noexcept {
@@ -175,8 +175,9 @@ bufferevent* HttpServer::new_connection(event_base* base) {
     }
     const bool without_tls = tls_ != nullptr && bev == nullptr;
     if (bev == nullptr) {
-        // Plain: the metrics server; or, on the HTTPS port, a socket to close unanswered
-        // (evhttp would otherwise make a plain one of its own and speak HTTP there).
+        // Plain: the metrics server; or, on the HTTPS port when OpenSSL has no memory left
+        // for a session, a socket to close unanswered (evhttp would otherwise make a plain
+        // one of its own and serve HTTP there).
         bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
         if (bev == nullptr) {
             return nullptr;  // evhttp fails the connection itself
@@ -185,25 +186,16 @@ bufferevent* HttpServer::new_connection(event_base* base) {
     auto conn = std::make_unique<Conn>();
     conn->server = this;
     conn->bev = bev;
-    conn->doomed = without_tls || conns_.size() >= limits_.max_connections;
+    conn->doomed = without_tls;
     conn->timer.reset(evtimer_new(base, &HttpServer::on_timer, conn.get()));
     const timeval now{};
     if (!conn->timer || evtimer_add(conn->timer.get(), &now) != 0) {
-        // Uncounted, and closed by its deadline-less timeouts only: the best left to do.
+        // Uncounted, and closed by evhttp's timeouts only: the best left to do.
         return bev;
     }
     bufferevent_incref(bev);  // valid until attach(), even if evhttp frees it first
-    if (conn->doomed) {
-        ++doomed_;
-        metrics_.count_connection_rejected();
-        const std::uint64_t n = ++rejected_log_;
-        if (n == 1 || n % 1000 == 0) {
-            spdlog::warn("{}: closing new connections unanswered ({} so far)",
-                         without_tls ? "OpenSSL cannot make a TLS session"
-                                     : std::to_string(limits_.max_connections) +
-                                           " connections open, the limit",
-                         n);
-        }
+    if (without_tls) {
+        spdlog::error("OpenSSL cannot make a TLS session: closing a connection unanswered");
     }
     conns_.emplace(bev, std::move(conn));
     update_accepting();
@@ -238,9 +230,6 @@ void HttpServer::attach(Conn& conn) {
 }
 
 void HttpServer::forget(Conn& conn) {
-    if (conn.doomed) {
-        --doomed_;
-    }
     conns_.erase(conn.bev);
     update_accepting();
 }
@@ -359,13 +348,13 @@ void HttpServer::rearm_deadline(evhttp_request* req) {
     (void)evtimer_add(it->second->timer.get(), &tv);
 }
 
-// Stops accepting while kMaxOverflow doomed connections wait to be closed, so that a flood
-// of connections cannot run the process out of descriptors.
+// Accepts while fewer than --max-connections are open: the rest wait in the backlog, so
+// that a flood of connections runs the process out of neither descriptors nor memory.
 void HttpServer::update_accepting() {
     if (bound_ == nullptr || stopped_) {
         return;
     }
-    const bool want = doomed_ < kMaxOverflow;
+    const bool want = conns_.size() < limits_.max_connections;
     if (want == accepting_) {
         return;
     }
@@ -373,8 +362,18 @@ void HttpServer::update_accepting() {
     if (listener == nullptr) {
         return;
     }
-    if (want ? evconnlistener_enable(listener) == 0 : evconnlistener_disable(listener) == 0) {
-        accepting_ = want;
+    if (want ? evconnlistener_enable(listener) != 0 : evconnlistener_disable(listener) != 0) {
+        return;
+    }
+    accepting_ = want;
+    if (!want) {
+        metrics_.count_connections_at_limit();
+        if (++pauses_ == 1 || pauses_ % 1000 == 0) {
+            spdlog::warn(
+                "{} connections open, the limit (--max-connections): new ones wait "
+                "until one closes ({} times so far)",
+                limits_.max_connections, pauses_);
+        }
     }
 }
 

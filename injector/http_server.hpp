@@ -17,13 +17,17 @@
 //     sending or stops reading;
 //   - headers are limited to kMaxHeaderBytes and bodies to --max-request-bytes (evhttp
 //     answers 413 and closes);
-//   - at most --max-connections are open: a connection over the cap is closed at once,
-//     unanswered; while kMaxOverflow such connections wait to be closed, accepting stops.
-//     Buffered request bytes are therefore at most max-connections x max-request-bytes.
+//   - at most --max-connections are open: at the cap the server stops accepting, and new
+//     connections wait in the kernel's listen backlog until one closes (or their client
+//     gives up). Waiting, not a refusal: the API server's call is merely slower, and
+//     buffered request bytes stay below max-connections x max-request-bytes.
 // libevent 2.1 (Debian 12) has no evhttp_set_max_connections: evhttp makes each
 // connection's bufferevent through our callback (which counts it), and on the loop's next
 // turn, once evhttp has wrapped it in a connection, we register the connection's close
 // callback (which uncounts it); a reference on the bufferevent keeps it valid in between.
+// (Closing connections over the cap at once, as the agent does, races with the TLS
+// handshake, which libevent may run before the next turn: the client would see a
+// finished handshake and then a closed connection.)
 //
 // Every callback runs inside guarded(): a request whose handler throws gets a 500.
 // Not thread-safe: everything runs on the loop that `base` drives.
@@ -56,7 +60,6 @@ namespace yuxi::config::injector {
 class TlsContext;
 
 inline constexpr std::size_t kMaxHeaderBytes = 16384;
-inline constexpr std::size_t kMaxOverflow = 64;
 
 // The server cannot listen (address in use, no such address, permission).
 class HttpError : public std::runtime_error {
@@ -121,8 +124,7 @@ class HttpServer {
     std::uint16_t port_ = 0;
     bool accepting_ = true;
     bool stopped_ = false;
-    std::size_t doomed_ = 0;  // connections to close at once, not closed yet
-    std::uint64_t rejected_log_ = 0;
+    std::uint64_t pauses_ = 0;  // times accepting stopped at the cap
     std::unordered_map<bufferevent*, std::unique_ptr<Conn>> conns_;
 };
 

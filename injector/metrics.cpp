@@ -140,9 +140,9 @@ std::string Metrics::render() const {
 
     w.family("yuxi_config_injector_connections", "gauge", "Connections open now.");
     w.sample("yuxi_config_injector_connections", num(connections_));
-    w.family("yuxi_config_injector_connections_rejected_total", "counter",
-             "Connections closed unanswered because --max-connections were open.");
-    w.sample("yuxi_config_injector_connections_rejected_total", num(connections_rejected_));
+    w.family("yuxi_config_injector_connections_at_limit_total", "counter",
+             "Times --max-connections were open and new connections had to wait.");
+    w.sample("yuxi_config_injector_connections_at_limit_total", num(connections_at_limit_));
     w.family("yuxi_config_injector_tls_reloads_total", "counter",
              "Certificate and key pairs read after a change, by result.");
     w.sample("yuxi_config_injector_tls_reloads_total", "result=\"failed\"",

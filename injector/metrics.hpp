@@ -10,7 +10,7 @@
 //   yuxi_config_injector_invalid_requests_total{reason}       bodies that are no review (400)
 //   yuxi_config_injector_admission_duration_seconds           histogram: review in, answer out
 //   yuxi_config_injector_connections                          open now
-//   yuxi_config_injector_connections_rejected_total           closed at once: over the cap
+//   yuxi_config_injector_connections_at_limit_total           times accepting paused at the cap
 //   yuxi_config_injector_tls_reloads_total{result}            ok, failed
 //   yuxi_config_injector_tls_certificate_expiry_timestamp_seconds
 //   yuxi_config_injector_exceptions_total                     caught at a callback's boundary
@@ -46,7 +46,7 @@ class Metrics {
     void count_invalid(std::string_view reason);
     void observe_duration(std::chrono::nanoseconds d) noexcept;
     void set_connections(std::size_t open) noexcept { connections_ = open; }
-    void count_connection_rejected() noexcept { ++connections_rejected_; }
+    void count_connections_at_limit() noexcept { ++connections_at_limit_; }
     void count_tls_reload(bool ok) noexcept { ++(ok ? tls_reloads_ok_ : tls_reloads_failed_); }
     void set_certificate_expiry(std::int64_t unix_seconds) noexcept { expiry_ = unix_seconds; }
     void count_exception() noexcept { ++exceptions_; }
@@ -69,7 +69,7 @@ class Metrics {
     double duration_sum_ = 0;
     std::uint64_t duration_count_ = 0;
     std::size_t connections_ = 0;
-    std::uint64_t connections_rejected_ = 0;
+    std::uint64_t connections_at_limit_ = 0;
     std::uint64_t tls_reloads_ok_ = 0;
     std::uint64_t tls_reloads_failed_ = 0;
     std::int64_t expiry_ = 0;

@@ -156,13 +156,18 @@ TlsContext::Reload TlsContext::load_files() {
     std::unique_ptr<BIO, BioFree> key_bio(memory_bio(*key_pem));
     std::unique_ptr<EVP_PKEY, KeyFree> key(
         key_bio ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr) : nullptr);
-    if (!key || SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1) {
+    if (!key) {
         error_ = key_path_ + ": no PEM private key: " + openssl_error();
         return Reload::failed;
     }
-    if (SSL_CTX_check_private_key(ctx.get()) != 1) {
+    if (X509_check_private_key(leaf.get(), key.get()) != 1) {
         ERR_clear_error();
         error_ = key_path_ + ": the key does not match the certificate in " + cert_path_;
+        return Reload::failed;
+    }
+    if (SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1 ||
+        SSL_CTX_check_private_key(ctx.get()) != 1) {
+        error_ = key_path_ + ": OpenSSL does not take the key: " + openssl_error();
         return Reload::failed;
     }
     ctx_ = std::move(ctx);

@@ -18,3 +18,15 @@ target_compile_definitions(injector_unit_test PRIVATE
   YUXI_ADMISSION_SEEDS="${CMAKE_CURRENT_SOURCE_DIR}/fuzz/admission-seeds")
 yuxi_config_warnings(injector_unit_test)
 gtest_discover_tests(injector_unit_test PROPERTIES LABELS injector DISCOVERY_TIMEOUT 60)
+
+find_package(OpenSSL 3 REQUIRED)
+add_executable(injector_https_test integration/injector_https_test.cpp)
+target_include_directories(injector_https_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/integration)
+target_link_libraries(injector_https_test PRIVATE nlohmann_json::nlohmann_json OpenSSL::SSL
+  GTest::gtest_main)
+target_compile_definitions(injector_https_test PRIVATE
+  YUXI_INJECTOR_BIN="$<TARGET_FILE:yuxi-config-injector>")
+add_dependencies(injector_https_test yuxi-config-injector)
+yuxi_config_warnings(injector_https_test)
+gtest_discover_tests(injector_https_test PROPERTIES LABELS injector TIMEOUT 120
+  DISCOVERY_TIMEOUT 60)

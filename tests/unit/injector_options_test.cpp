@@ -204,7 +204,7 @@ TEST(InjectorMetrics, EveryFamilyIsThereFromTheStartAndParsesStrictly) {
           "yuxi_config_injector_refusals_total", "yuxi_config_injector_unchanged_total",
           "yuxi_config_injector_invalid_requests_total",
           "yuxi_config_injector_admission_duration_seconds", "yuxi_config_injector_connections",
-          "yuxi_config_injector_connections_rejected_total",
+          "yuxi_config_injector_connections_at_limit_total",
           "yuxi_config_injector_tls_reloads_total",
           "yuxi_config_injector_tls_certificate_expiry_timestamp_seconds",
           "yuxi_config_injector_exceptions_total"}) {
