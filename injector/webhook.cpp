@@ -14,10 +14,14 @@ std::string pod_name(const AdmissionRequest& r) {
     if (name.empty() && r.object.is_object()) {
         const auto meta = r.object.find("metadata");
         if (meta != r.object.end() && meta->is_object()) {
-            const auto g = meta->find("generateName");
-            if (g != meta->end() && g->is_string() &&
-                g->get_ref<const std::string&>().size() <= 253) {
-                name = g->get<std::string>() + "*";
+            for (const char* field : {"name", "generateName"}) {
+                const auto n = meta->find(field);
+                if (n != meta->end() && n->is_string() &&
+                    !n->get_ref<const std::string&>().empty() &&
+                    n->get_ref<const std::string&>().size() <= 253) {
+                    name = n->get<std::string>() + (field[0] == 'g' ? "*" : "");
+                    break;
+                }
             }
         }
     }

@@ -30,3 +30,17 @@ add_dependencies(injector_https_test yuxi-config-injector)
 yuxi_config_warnings(injector_https_test)
 gtest_discover_tests(injector_https_test PROPERTIES LABELS injector TIMEOUT 120
   DISCOVERY_TIMEOUT 60)
+
+# One source for the sidecar's shape: the template the injector embeds is what the
+# component renders, and the injector's patched pods validate and match the component's.
+add_test(NAME injector_template COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/injector/sidecar_template.py --check)
+add_test(NAME injector_component
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/injector/check_patches.py $<TARGET_FILE:yuxi-config-injector>)
+set_tests_properties(injector_template injector_component PROPERTIES
+  LABELS injector SKIP_RETURN_CODE 77 TIMEOUT 300)
+
+# Clusters without cert-manager: the script's pair, served by the injector, renewed in place.
+add_test(NAME injector_self_signed_cert
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/injector/self_signed_cert_test.sh $<TARGET_FILE:yuxi-config-injector>)
+set_tests_properties(injector_self_signed_cert PROPERTIES
+  LABELS injector SKIP_RETURN_CODE 77 TIMEOUT 300)
