@@ -270,14 +270,15 @@ class InjectorProcess {
     ~InjectorProcess() { stop(); }
 
     // Starts it with `args` (plus --listen on a free port) and waits until /readyz answers
-    // 200 over TLS verified by `ca`; false if it never does.
+    // 200 over TLS verified by `ca`; false if it never does. `prefix` runs it through
+    // another program (e.g. taskset -c 0).
     bool start(const std::string& binary, std::vector<std::string> args, const fs::path& dir,
-               const fs::path& ca) {
+               const fs::path& ca, const std::vector<std::string>& prefix = {}) {
         log_ = dir / "injector.log";
         for (int attempt = 0; attempt < 5; ++attempt) {
             port_ = free_port();
-            std::vector<std::string> argv = {binary, "--listen",
-                                             "127.0.0.1:" + std::to_string(port_)};
+            std::vector<std::string> argv = prefix;
+            argv.insert(argv.end(), {binary, "--listen", "127.0.0.1:" + std::to_string(port_)});
             argv.insert(argv.end(), args.begin(), args.end());
             pid_ = spawn_process(argv, child_environment({"YUXI_INJECTOR_", "LOG_"}), log_,
                                  LogMode::append);
