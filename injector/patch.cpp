@@ -287,9 +287,15 @@ void add_fs_group(json& spec, const SidecarTemplate& t) {
     }
 }
 
-// App containers that run as the agent's uid could write the segment: allowed, but said.
+// Allowed, but said: a pod on the host's network (the agent's port is the node's), and app
+// containers that run as the agent's uid (they could write the segment).
 std::vector<std::string> warnings_for(const json& spec, const json& agent) {
     std::vector<std::string> out;
+    if (const json* host = member(spec, "hostNetwork"); host != nullptr && *host == true) {
+        out.emplace_back(
+            "hostNetwork: the agent's port 9464 is the node's; two such pods "
+            "on one node collide");
+    }
     const json* agent_sc = member(agent, "securityContext");
     const json* agent_uid = agent_sc != nullptr ? member(*agent_sc, "runAsUser") : nullptr;
     if (agent_uid == nullptr || !agent_uid->is_number_integer()) {

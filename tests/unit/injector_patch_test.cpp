@@ -314,6 +314,16 @@ TEST(InjectorPatch, AnAppRunningAsTheAgentsUidIsWarnedAbout) {
     EXPECT_LE(r.warnings[0].size(), 120u);  // the API server's advice for warnings
 }
 
+TEST(InjectorPatch, APodOnTheHostsNetworkIsWarnedAbout) {
+    json pod = api_pod();
+    pod["spec"]["hostNetwork"] = true;
+    const Injection r = inject_default(pod);
+    ASSERT_EQ(r.decision, Decision::patched);
+    ASSERT_EQ(r.warnings.size(), 1u);
+    EXPECT_NE(r.warnings[0].find("hostNetwork"), std::string::npos);
+    EXPECT_LE(r.warnings[0].size(), 120u);
+}
+
 TEST(InjectorPatch, ShapesThatAreNoPodAreRefusedNotCrashedOn) {
     const char* shapes[] = {
         R"(null)",
