@@ -3,7 +3,7 @@
 
 # The targets, by the name of their binary without _fuzz (tests/fuzz/CMakeLists.txt).
 fuzz_targets=(segment batch snapshot stream agent_report history notify catchup http toml json_file
-  database_url options envelope)
+  database_url options envelope value_schemas admission)
 
 # fuzz_build ROOT DIR: configures and builds the fuzz preset into DIR.
 fuzz_build() {

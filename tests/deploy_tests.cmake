@@ -21,10 +21,11 @@ set_tests_properties(deploy_k8s deploy_monitoring PROPERTIES
 if(TARGET yuxi-config-agent AND TARGET yuxi-configctl)
   # The image's runtime packages against what these binaries load. A sanitizer build
   # loads its runtime too, which the image never has: checked on plain builds only.
-  if(NOT CMAKE_CXX_FLAGS MATCHES "-fsanitize")
+  if(NOT CMAKE_CXX_FLAGS MATCHES "-fsanitize" AND TARGET yuxi-config-injector)
     add_test(NAME deploy_dockerfile
       COMMAND ${_yuxi_deploy}/check_dockerfile.sh --self-test
-        $<TARGET_FILE:yuxi-config-agent> $<TARGET_FILE:yuxi-configctl>)
+        $<TARGET_FILE:yuxi-config-agent> $<TARGET_FILE:yuxi-configctl>
+        $<TARGET_FILE:yuxi-config-injector>)
     set_tests_properties(deploy_dockerfile PROPERTIES
       LABELS deploy SKIP_RETURN_CODE 77 TIMEOUT 120)
   endif()

@@ -3,7 +3,8 @@
 
 No container engine runs here, so the image is checked from both ends instead:
 
-* readelf -d names the shared libraries yuxi-config-agent and yuxi-configctl link
+* readelf -d names the shared libraries yuxi-config-agent, yuxi-configctl and
+  yuxi-config-injector link
   directly, ldd finds their files, and dpkg -S maps each one to its Debian package. The
   runtime stage must install exactly those packages, plus only the extras listed in
   JUSTIFIED_EXTRAS with their reason. (What those libraries load in turn, e.g. libpq's
@@ -12,10 +13,10 @@ No container engine runs here, so the image is checked from both ends instead:
   (libfoo.so), except the toolchain's own (build-essential brings those).
 * Stages: debian:12 to build, debian:12-slim to run. The runtime stage runs as a numeric
   non-root USER (10001:10001, group yuxi), ENTRYPOINT and CMD are in exec form (a JSON
-  array: no shell needed at run time), both binaries are copied in, EXPOSE 9464.
+  array: no shell needed at run time), every binary is copied in, EXPOSE 9464.
 
 Usage: check_dockerfile.py [--dockerfile PATH] [--self-test] BUILD_DIR | BINARY...
-A BUILD_DIR means BUILD_DIR/bin/yuxi-config-agent and BUILD_DIR/bin/yuxi-configctl.
+A BUILD_DIR means BUILD_DIR/bin/ with each of the three binaries.
 --self-test also breaks a copy of the Dockerfile in several ways and fails unless the
 check rejects every broken copy. Exit status: 0 pass, 1 fail, 77 skipped (no ldd/dpkg).
 """
@@ -31,7 +32,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-BINARIES = ("yuxi-config-agent", "yuxi-configctl")
+BINARIES = ("yuxi-config-agent", "yuxi-configctl", "yuxi-config-injector")
 
 # Packages the runtime stage may install although no binary of this build loads a library
 # from them. Each needs a reason; anything else extra is an error.
@@ -364,6 +365,9 @@ def mutations(text):
         ("a -dev package missing", sub(r" libevent-dev", "")),
         ("configctl not installed into the image",
          sub(r"/out/usr/local/bin/yuxi-configctl\b", "/tmp/yuxi-configctl")),
+        ("the injector not built", sub(r" yuxi-config-injector (\\)$", r" \1")),
+        ("the injector's TLS library not installed",
+         sub(r"(RUNTIME_PACKAGES=\"[^\"]*)libevent-openssl-2\.1-7 ", r"\1")),
         ("the SQL migrations left out", sub(r" deploy/sql/\*\.sql", "")),
         ("a binary that loads a library nobody installs",
          sub(r"(RUNTIME_PACKAGES=\"[^\"]*)libspdlog1\.10 ", r"\1")),
@@ -389,7 +393,7 @@ def main():
             binaries.append(p)
     names = {os.path.basename(b) for b in binaries}
     if names != set(BINARIES):
-        print(f"FAIL: need both {', '.join(BINARIES)}; got {sorted(names)}", file=sys.stderr)
+        print(f"FAIL: need all of {', '.join(BINARIES)}; got {sorted(names)}", file=sys.stderr)
         return 1
     for b in binaries:
         if not os.access(b, os.X_OK):

@@ -5,7 +5,9 @@
 # must all be rejected. See check_dockerfile.py for the details.
 #
 #   tests/deploy/check_dockerfile.sh [--self-test] BUILD_DIR
-#   tests/deploy/check_dockerfile.sh [--self-test] path/to/yuxi-config-agent path/to/yuxi-configctl
+#   tests/deploy/check_dockerfile.sh [--self-test] path/to/yuxi-config-agent path/to/yuxi-configctl \
+#       path/to/yuxi-config-injector \
+#       path/to/yuxi-config-injector
 #
 # Exit status: 0 pass, 1 fail, 77 skipped (ldd, dpkg or python3 missing).
 set -euo pipefail

@@ -23,8 +23,13 @@
 //
 // With --agent PATH, the agent also runs with every file-mode ConfigMap of its settings.
 //
-// Usage: node tests/deploy/validate.mjs [--self-test] [--kustomize CMD] [--agent PATH]
+// deploy/k8s/injector (the admission webhook) is checked by injector_checks.mjs instead of
+// the agent's invariants; --injector-dir DIR adds another rendering of it (the
+// kustomization make-self-signed-cert.sh writes).
+//
+// Usage: node tests/deploy/validate.mjs [--self-test] [--kustomize CMD] [--agent PATH] [--injector-dir DIR]
 //        node tests/deploy/validate.mjs --files MANIFEST.yaml...   (schema + strict only)
+//        node tests/deploy/validate.mjs --pods PODS.yaml...        (+ the agent's invariants)
 // Exit status: 0 valid, 1 invalid, 2 usage or environment error.
 
 import { execFileSync, spawn } from "node:child_process";
@@ -33,6 +38,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseAllDocuments } from "yaml";
+import { checkInjector, INJECTOR_MUTATIONS } from "./injector_checks.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, "../..");
@@ -86,6 +92,9 @@ function modelLocation(apiVersion, kind) {
   const [group, version] = apiVersion.includes("/") ? apiVersion.split("/") : ["", apiVersion];
   if (group === "monitoring.coreos.com") {
     return { pkg: "@kubernetes-models/prometheus-operator", sub: `${group}/${version}/${kind}` };
+  }
+  if (group === "cert-manager.io") {
+    return { pkg: "@kubernetes-models/cert-manager", sub: `${group}/${version}/${kind}` };
   }
   return { pkg: "kubernetes-models", sub: group ? `${group}/${version}/${kind}` : `${version}/${kind}` };
 }
@@ -386,8 +395,10 @@ function checkHttpProbe(probe, pathWanted, agent, httpPort, what, where, errs) {
   if (port !== httpPort) errs.push(`${where}: the agent's ${what} probes port ${probe.httpGet?.port} (${port}), but the agent listens on ${httpPort}`);
 }
 
-// The invariants of a pod template that carries the agent.
-function checkAgentPod(o, objs, errs) {
+// The invariants of a pod template that carries the agent. `appSecurity: false` checks the
+// lockdown of the agent's container only (a pod the injector patched: how the team's own
+// containers run is theirs to decide).
+function checkAgentPod(o, objs, errs, { appSecurity = true } = {}) {
   const where = idOf(o);
   const pod = podSpecOf(o);
   const ns = o.metadata?.namespace;
@@ -444,7 +455,9 @@ function checkAgentPod(o, objs, errs) {
     if (segGid === undefined || !groups.has(segGid)) errs.push(`${cw}: not in the segment's group ${segGid} (groups ${[...groups].join(",") || "none"}): it cannot read the 0640 segment`);
     if (uid !== undefined && uid === agentUid) errs.push(`${cw}: runs as the agent's uid ${uid}: it could write the segment (it must only read it)`);
   }
-  for (const c of [...inits, ...readers]) checkSecurity(pod, c, `${where} ${inits.includes(c) ? "initContainer" : "container"} ${c.name}`, errs);
+  for (const c of [...inits, ...readers]) {
+    if (appSecurity || c === agent) checkSecurity(pod, c, `${where} ${inits.includes(c) ? "initContainer" : "container"} ${c.name}`, errs);
+  }
 }
 
 function checkObjects(objs, profile) {
@@ -452,7 +465,9 @@ function checkObjects(objs, profile) {
   const byKind = (k) => objs.filter((o) => o.kind === k);
   const deployments = byKind("Deployment");
   const labelled = deployments.filter((d) => d.metadata?.labels?.[SIDECAR_LABEL[0]] === SIDECAR_LABEL[1]);
-  if (!labelled.length) errs.push("no Deployment carries the agent");
+  if (profile.injector) {
+    errs.push(...checkInjector(objs, { envValue, labelSelectorMatches, selectorMatches, podSpecOf, podLabelsOf, idOf, portNumber }));
+  } else if (!labelled.length) errs.push("no Deployment carries the agent");
   for (const d of labelled) checkAgentPod(d, objs, errs);
 
   // Every pod template: locked down; references resolve.
@@ -685,7 +700,30 @@ async function main() {
   const cmd = kustomizeCommand(ki >= 0 ? args[ki + 1] : null);
   const ai = args.indexOf("--agent");
   const agentBin = ai >= 0 ? path.resolve(args[ai + 1]) : null;
+  const ii = args.indexOf("--injector-dir");  // another injector kustomization, e.g. the self-signed one
+  const injectorDir = ii >= 0 ? path.resolve(args[ii + 1]) : null;
   if (!cmd) { console.error("validate: neither `kubectl kustomize` nor `kustomize build` is available"); return 2; }
+
+  // --pods F...: Pods as the injector leaves them: the schema and strict checks, and the
+  // invariants of a pod that carries the agent (its own lockdown, not the app's).
+  const pi = args.indexOf("--pods");
+  if (pi >= 0) {
+    let bad = 0;
+    for (const f of args.slice(pi + 1)) {
+      for (const o of parseYaml(readFileSync(f, "utf8"), f)) {
+        const errs = [...(await schemaErrors(o)), ...strictCheck(o)];
+        const containers = [...(o.spec?.initContainers ?? []), ...(o.spec?.containers ?? [])];
+        if (o.kind === "Pod" && containers.some((c) => c.name === AGENT)) {
+          const asTemplate = { kind: "Pod", metadata: o.metadata, spec: { template: { metadata: o.metadata, spec: o.spec } } };
+          checkAgentPod(asTemplate, [], errs, { appSecurity: false });
+        }
+        for (const e of errs) console.error(`${f}: ${idOf(o)}: ${e}`);
+        if (errs.length) bad++;
+        else console.log(`ok   ${f}: ${idOf(o)}`);
+      }
+    }
+    return bad ? 1 : 0;
+  }
 
   // --files F...: only the schema and strict checks, on the given manifests.
   const fi = args.indexOf("--files");
@@ -706,7 +744,9 @@ async function main() {
   const targets = [
     ["deploy/k8s/base", { job: true, sharedVolumes: true, hpa: true, apiResources: true }],
     ["tests/deploy/fixtures/component-consumer", { untouched: ["plain"] }],
+    ["deploy/k8s/injector", { injector: true }],
   ];
+  if (injectorDir) targets.push([path.relative(repo, injectorDir), { injector: true }]);
   const profiles = {
     local: { namespace: "yuxi-local", hpa: false, replicas: 1, serviceType: "NodePort", job: false, apiResources: true },
     production: { namespace: "yuxi", hpa: true, job: true, sharedVolumes: true, apiResources: true, serviceType: "ClusterIP" },
@@ -767,6 +807,20 @@ async function main() {
         else { missed++; console.error(`FAIL self-test: not detected: ${desc}${errs.length ? ` (other errors: ${errs.slice(0, 3).join(" | ")})` : ""}`); }
       }
       if (missed) failed++; else { passed++; console.log(`ok   self-test: all ${MUTATIONS.length} broken variants rejected`); }
+    }
+    const injector = rendered["deploy/k8s/injector"];
+    if (!injector) { console.error("FAIL self-test: deploy/k8s/injector did not render"); failed++; }
+    else {
+      let missed = 0;
+      for (const [desc, expect, mutate] of INJECTOR_MUTATIONS) {
+        const objs = clone(injector);
+        mutate(objs);
+        const errs = await validateAll(objs, { injector: true });
+        const hit = errs.find((e) => expect.test(e));
+        if (hit) console.log(`  self-test ok: ${desc}: ${hit}`);
+        else { missed++; console.error(`FAIL self-test: not detected: ${desc}${errs.length ? ` (other errors: ${errs.slice(0, 3).join(" | ")})` : ""}`); }
+      }
+      if (missed) failed++; else { passed++; console.log(`ok   self-test: all ${INJECTOR_MUTATIONS.length} broken injector variants rejected`); }
     }
   }
   console.log(`${passed} passed, ${failed} failed`);

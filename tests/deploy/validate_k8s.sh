@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Renders every kustomization of deploy/k8s (base, overlays, the component on a foreign
-# Deployment) with `kubectl kustomize`, validates every object against the Kubernetes
+# Deployment, the injector) with `kubectl kustomize`, validates every object against the Kubernetes
 # schemas (kubernetes-models, strict: unknown fields are errors) and checks the
 # deployment's invariants; then breaks copies on purpose and expects each to be rejected
 # (--self-test). With the agent's path, the agent also runs with every file-mode

@@ -26,6 +26,7 @@
 #include "core/history_record.hpp"
 #include "core/signing.hpp"
 #include "core/toml_json.hpp"
+#include "core/value_schema.hpp"
 
 namespace yuxi::config::harness {
 namespace {
@@ -370,12 +371,32 @@ Outcome envelope(std::string_view input) {
     return outcome("envelope", document);
 }
 
+// The value schemas' mirror document (metadata 'yuxi_config.value_schemas'): it reaches the
+// agents through PostgreSQL, Redis and the L2 snapshot. Compiling it and validating values
+// against what compiled must both be total.
+Outcome value_schemas(std::string_view input) {
+    const auto compiled = ValueSchemas::from_document(input);
+    if (compiled) {
+        for (const SchemaRule& r : compiled->rules()) {
+            for (const char* value : {"null", "0", "-1.5e300", "\"x\"", "[1,1,{}]",
+                                      "{\"models\":[\"a\"],\"name\":{}}", "not json"}) {
+                (void)compiled->validate_text(r.ns, r.pattern, value);
+            }
+        }
+        const auto again = ValueSchemas::from_document(encode_value_schemas(compiled->rules()));
+        if (!again || again->rules().size() != compiled->rules().size()) {
+            broken("value_schemas", "a compiled document survives encoding");
+        }
+    }
+    return outcome("value_schemas", compiled);
+}
+
 struct Entry {
     std::string_view name;
     Outcome (*run)(std::string_view);
 };
 
-constexpr std::array<Entry, 13> kDecoders = {{
+constexpr std::array<Entry, 14> kDecoders = {{
     {"batch", batch},
     {"snapshot", snapshot},
     {"stream", stream},
@@ -389,6 +410,7 @@ constexpr std::array<Entry, 13> kDecoders = {{
     {"database_url", database_url},
     {"options", options},
     {"envelope", envelope},
+    {"value_schemas", value_schemas},
 }};
 
 }  // namespace
