@@ -1,4 +1,5 @@
-// Read-path benchmarks (issue 2), all in one run so that ratios are taken within a run:
+// Read-path benchmarks, all in one run so that ratios are taken within a run (over 600
+// lines for that reason: the peers must share one process and one machine state):
 //
 //   Client::get (hit, miss), Client::read into a caller buffer, Client::view (zero copy),
 //   snapshot() + 10 gets, 1 and 2 reader threads, and reads while a writer process

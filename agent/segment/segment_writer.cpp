@@ -1,4 +1,6 @@
 // The segment writer: appends entries, flips the latch, compacts into a new segment.
+// (Over 600 lines: the writer's side of the latch protocol, docs/architecture.md, reads
+// best in one file; layout v2 replaces it.)
 #include "agent/segment/segment_writer.hpp"
 
 #include <dirent.h>

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Validates the Kubernetes manifests of deploy/k8s, offline.
+// Validates the Kubernetes manifests of deploy/k8s, offline. (Over 600 lines: one
+// invariant per function, all run over every rendered object.)
 //
 // For every kustomization (the overlays, base, and a fixture that applies the
 // config-agent component to a foreign Deployment) it renders with `kubectl kustomize`

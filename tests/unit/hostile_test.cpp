@@ -1,3 +1,4 @@
+// (Over 600 lines: one table of hostile segments and the checks they share.)
 // Segments with a valid header and a body that lies: truncated files, impossible geometry,
 // random bytes, offsets out of bounds, huge lengths, broken version chains, a full index.
 // Every read of the client must end in a value that was written, not-found or corrupt:
