@@ -2,7 +2,7 @@
 // 1-entry batch that rewrites an existing key) with 100 and with 1,000,000 entries loaded,
 // the notify() futex wake, and a compaction, timed alone, with its amortized share.
 //
-// Target (DESIGN.md §5 req. 5): <= 300 ns per change at 1,000,000 entries, no work
+// Target (docs/benchmarks.md, "Targets"): <= 300 ns per change at 1,000,000 entries, no work
 // proportional to the set. The arena is made large (sparse on tmpfs) so that no compaction
 // happens in the timed loop; the `compactions` counter proves it. The 1 MiB pre-faulting
 // madvise that apply() issues every ~6,000 changes is part of the timed cost (amortized).

@@ -1,5 +1,5 @@
 """A model of Yuxi-Know's Config (src/config/app.py, v0.4.4) for the tests, written from its
-fields as the fixtures show them (samples/saves/config/base.toml, ../shared/fixtures): the
+fields as the fixtures show them (samples/saves/config/base.toml and the Yuxi-Know fixtures it was made from): the
 twelve fields save() persists, with their defaults and descriptions, and the provider table
 (``model_names``) and runtime status it keeps out of save() (``exclude``). Works with
 pydantic 1 (Debian 12) and 2 (upstream)."""

@@ -42,7 +42,7 @@
 
 namespace yuxi::config {
 
-// Namespaces of entries (DESIGN.md §2).
+// Namespaces of entries (docs/design.md, "Data model").
 enum class Namespace : std::uint8_t {
     config = 0,
     metadata = 1,
