@@ -1,12 +1,18 @@
 // Read-path benchmarks, all in one run so that ratios are taken within a run (over 600
 // lines for that reason: the peers must share one process and one machine state):
 //
-//   Client::get (hit, miss), Client::read into a caller buffer, Client::view (zero copy),
-//   snapshot() + 10 gets, 1 and 2 reader threads, and reads while a writer process
-//   publishes 10,000 changes a second; against an in-process std::unordered_map (the
-//   floor: lookup plus copy-out into a new std::string) and LMDB (mdb_get plus copy-out).
+//   Client::get (hit, miss), Client::read into a caller buffer, Client::view (zero copy,
+//   owning), Pin::view (zero copy, borrowed), typed Client::get<std::int64_t> and
+//   Pin::get<std::int64_t>, snapshot() + 10 gets, 1 and 2 reader threads, and reads while a
+//   writer process publishes 10,000 changes a second; against an in-process
+//   std::unordered_map (the floor: lookup plus copy-out into a new std::string; for typed
+//   reads, a map of pre-parsed int64_t) and LMDB (mdb_get plus copy-out).
 //
-// Data: 10,000 entries, 20-byte keys, 100-byte values (JSON strings). Every benchmark walks
+// Built twice, as read_bench_O2 and read_bench_O3: the client is a header compiled with the
+// application's flags, and bench/report.sh shows both.
+//
+// Data: 10,000 entries, 20-byte keys, 100-byte values (JSON strings); for the typed reads a
+// second segment of 10,000 entries under the same keys holding integers. Every benchmark walks
 // the same shuffled permutation of the keys (each thread from a different starting point),
 // so no key stays hot in a register or a single cache line; the argument is the number of
 // keys walked (10000, or a hot set of 64 that stays in cache). Keys are read from one
@@ -14,7 +20,7 @@
 // fetching the key costs every reader the same.
 //
 // Processes: before Google Benchmark starts, the process forks a writer child that creates
-// the segment (SegmentWriter) and writes the same entries to an LMDB environment, then
+// the segments (SegmentWriter) and writes the same entries to an LMDB environment, then
 // sleeps on a futex. Reads of both are therefore cross-process. On request (a shared
 // control block in a MAP_SHARED anonymous mapping, futex-woken) the child publishes one
 // change at a time at a paced rate (default 10,000/s: one 1-entry apply() + notify() per
@@ -103,6 +109,7 @@ struct DataSet {
     std::string miss_blob;  // kEntries absent keys of the same length
     std::size_t key_len = 0;
     std::vector<std::string> values;
+    std::vector<std::int64_t> ints;    // the integer segment's values
     std::vector<std::uint32_t> order;  // a shuffled permutation of [0, kEntries)
 
     std::string_view key(std::size_t i) const noexcept {
@@ -127,6 +134,7 @@ void build_data() {
     }
     for (std::size_t i = 0; i < kEntries; ++i) {
         d.values.push_back(make_value(i, 0));
+        d.ints.push_back(static_cast<std::int64_t>(i * 7919 % 1000003));
     }
     d.order.resize(kEntries);
     for (std::size_t i = 0; i < kEntries; ++i) {
@@ -211,6 +219,7 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 Control* g_control = nullptr;
 pid_t g_child = -1;
 std::string g_segment;
+std::string g_int_segment;
 std::string g_lmdb_dir;
 
 void futex_wait_shared(std::atomic<std::uint32_t>& word, std::uint32_t expected) {
@@ -273,6 +282,14 @@ void write_lmdb(const DataSet& d) {
             initial.push_back({Namespace::config, std::string(d.key(i)), d.values[i], ""});
         }
         auto w = agent::SegmentWriter::create(options, initial, 1);
+        agent::WriterOptions int_options = options;
+        int_options.name = g_int_segment;
+        std::vector<agent::Change> ints;
+        for (std::size_t i = 0; i < kEntries; ++i) {
+            ints.push_back(
+                {Namespace::config, std::string(d.key(i)), std::to_string(d.ints[i]), ""});
+        }
+        auto wi = agent::SegmentWriter::create(int_options, ints, 1);
         write_lmdb(d);
 
         // Pre-built changes: random keys, values of the same size, new contents.
@@ -392,9 +409,12 @@ struct StringHash {
     }
 };
 using Map = std::unordered_map<std::string, std::string, StringHash, std::equal_to<>>;
+using IntMap = std::unordered_map<std::string, std::int64_t, StringHash, std::equal_to<>>;
 
 std::optional<Client> g_client;
+std::optional<Client> g_int_client;
 Map g_map;
+IntMap g_int_map;
 std::shared_ptr<const detail::Mapping> g_mapping;  // for the instrumented latch
 MDB_env* g_env = nullptr;
 MDB_dbi g_dbi = 0;
@@ -402,9 +422,11 @@ MDB_dbi g_dbi = 0;
 void open_readers() {
     const DataSet& d = data();
     g_client.emplace(Client::open(g_segment));
+    g_int_client.emplace(Client::open(g_int_segment));
     g_mapping = detail::Mapping::open(g_segment);
     for (std::size_t i = 0; i < kEntries; ++i) {
         g_map.emplace(std::string(d.key(i)), d.values[i]);
+        g_int_map.emplace(std::string(d.key(i)), d.ints[i]);
     }
     check_mdb(mdb_env_create(&g_env), "mdb_env_create");
     check_mdb(mdb_env_set_mapsize(g_env, 64ULL << 20), "mdb_env_set_mapsize");
@@ -425,8 +447,11 @@ void open_readers() {
         const bool lmdb_ok =
             mdb_get(txn, g_dbi, &key, &val) == MDB_SUCCESS &&
             std::string_view(static_cast<const char*>(val.mv_data), val.mv_size) == d.values[i];
+        const auto pinned = g_client->pin().view(d.key(i));
+        const auto typed = g_int_client->get<std::int64_t>(d.key(i));
         if (!a || *a != d.values[i] || b == g_map.end() || b->second != d.values[i] || !r ||
             std::string_view(buf, r.size) != d.values[i] || !v || v->data() != d.values[i] ||
+            pinned != d.values[i] || typed != d.ints[i] || g_int_map.at(d.key(i)) != d.ints[i] ||
             !lmdb_ok || g_client->get(d.miss(i)) || g_map.contains(d.miss(i))) {
             std::fprintf(stderr, "read_bench: readers disagree at key %zu\n", i);
             std::exit(1);
@@ -444,23 +469,23 @@ inline std::optional<std::string> map_get(std::string_view key) {
     return it->second;
 }
 
-// Client::latched_find, instrumented to count retries.
+// detail::latched_find, instrumented to count retries.
 inline std::optional<std::string> latch_get(const detail::SegmentView& v, std::string_view key,
                                             std::uint64_t& retries) {
     const std::uint64_t h = detail::key_hash(Namespace::config, key);
-    detail::SegmentView::Lookup r;
+    detail::SegmentView::Hit r;
     for (int attempt = 0; attempt < 1024; ++attempt) {
         const std::uint64_t s = v.seq_acquire();
-        r = v.find(static_cast<unsigned>(s & 1), Namespace::config, key, h);
+        r = v.find_hit(static_cast<unsigned>(s & 1), Namespace::config, key, h);
         if (v.seq_relaxed() == s) {
             break;
         }
         ++retries;
     }
-    if (r.status != detail::SegmentView::Status::found || r.entry.tombstone()) {
+    if (!r.live()) {
         return std::nullopt;
     }
-    return std::string(r.entry.value);
+    return std::string(detail::value_of(r.entry));
 }
 
 std::optional<std::string> lmdb_get(MDB_txn* txn, std::string_view k) {
@@ -533,6 +558,41 @@ void BM_Client_View(benchmark::State& state) {
     const Client& c = *g_client;
     run_reads(state, false, [&c](std::string_view k) {
         auto v = c.view(k);
+        benchmark::DoNotOptimize(v);
+    });
+}
+
+// Borrowed views: one Pin per benchmark run (per request, in an application), a
+// std::string_view per read.
+void BM_Client_PinView(benchmark::State& state) {
+    const yuxi::config::Pin pin = g_client->pin();
+    run_reads(state, false, [&pin](std::string_view k) {
+        auto v = pin.view(k);
+        benchmark::DoNotOptimize(v);
+    });
+}
+
+// The floor for typed reads: a map of integers parsed beforehand.
+void BM_Map_GetInt(benchmark::State& state) {
+    run_reads(state, false, [](std::string_view k) {
+        const auto it = g_int_map.find(k);
+        auto v = it == g_int_map.end() ? std::nullopt : std::optional<std::int64_t>(it->second);
+        benchmark::DoNotOptimize(v);
+    });
+}
+
+void BM_Client_GetInt(benchmark::State& state) {
+    const Client& c = *g_int_client;
+    run_reads(state, false, [&c](std::string_view k) {
+        auto v = c.get<std::int64_t>(k);
+        benchmark::DoNotOptimize(v);
+    });
+}
+
+void BM_Client_PinGetInt(benchmark::State& state) {
+    const yuxi::config::Pin pin = g_int_client->pin();
+    run_reads(state, false, [&pin](std::string_view k) {
+        auto v = pin.get<std::int64_t>(k);
         benchmark::DoNotOptimize(v);
     });
 }
@@ -628,6 +688,10 @@ BENCHMARK(BM_Client_Get)->Arg(kAll)->Arg(kHot)->Apply(with_stats);
 BENCHMARK(BM_Client_Miss)->Arg(kAll)->Arg(kHot)->Apply(with_stats);
 BENCHMARK(BM_Client_Read)->Arg(kAll)->Arg(kHot)->Apply(with_stats);
 BENCHMARK(BM_Client_View)->Arg(kAll)->Arg(kHot)->Apply(with_stats);
+BENCHMARK(BM_Client_PinView)->Arg(kAll)->Arg(kHot)->Apply(with_stats);
+BENCHMARK(BM_Map_GetInt)->Arg(kAll)->Arg(kHot)->Apply(with_stats);
+BENCHMARK(BM_Client_GetInt)->Arg(kAll)->Arg(kHot)->Apply(with_stats);
+BENCHMARK(BM_Client_PinGetInt)->Arg(kAll)->Arg(kHot)->Apply(with_stats);
 BENCHMARK(BM_Client_Snapshot10)->Arg(kAll)->Arg(kHot)->Apply(with_stats);
 BENCHMARK(BM_LMDB_Get_Renew)->Arg(kAll)->Arg(kHot)->Apply(with_stats);
 BENCHMARK(BM_LMDB_Get_LongTxn)->Arg(kAll)->Arg(kHot)->Apply(with_stats);
@@ -641,6 +705,7 @@ BENCHMARK(BM_Map_Get)->Arg(kAll)->Threads(1)->Threads(2)->UseRealTime()->Apply(w
 BENCHMARK(BM_Client_Get)->Arg(kAll)->Threads(1)->Threads(2)->UseRealTime()->Apply(with_stats);
 BENCHMARK(BM_Client_Read)->Arg(kAll)->Threads(1)->Threads(2)->UseRealTime()->Apply(with_stats);
 BENCHMARK(BM_Client_View)->Arg(kAll)->Threads(1)->Threads(2)->UseRealTime()->Apply(with_stats);
+BENCHMARK(BM_Client_PinView)->Arg(kAll)->Threads(1)->Threads(2)->UseRealTime()->Apply(with_stats);
 
 void cleanup() {
     if (g_child > 0) {
@@ -649,8 +714,11 @@ void cleanup() {
         (void)waitpid(g_child, &status, 0);
         g_child = -1;
     }
-    ::unlink(detail::segment_path(g_segment).c_str());
-    ::unlink(detail::lock_path(g_segment).c_str());
+    for (const std::string& name : {g_segment, g_int_segment}) {
+        ::unlink(detail::segment_path(name).c_str());
+        ::unlink(detail::lock_path(name).c_str());
+        ::unlink(detail::waiters_path(name).c_str());
+    }
     std::error_code ec;
     std::filesystem::remove_all(g_lmdb_dir, ec);
 }
@@ -660,6 +728,7 @@ void cleanup() {
 int main(int argc, char** argv) {
     build_data();
     g_segment = "yuxi-bench-read-" + std::to_string(::getpid());
+    g_int_segment = g_segment + "-int";
     char dir[] = "/tmp/yuxi-bench-lmdb-XXXXXX";
     if (::mkdtemp(dir) == nullptr) {
         std::perror("mkdtemp");
@@ -707,6 +776,7 @@ int main(int argc, char** argv) {
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
     g_client.reset();
+    g_int_client.reset();
     g_mapping.reset();
     mdb_env_close(g_env);
     cleanup();

@@ -5,6 +5,8 @@ set(_yuxi_segment_tests
   unit/segment_test
   unit/layout_test
   unit/hostile_test
+  unit/cross_version_test
+  unit/typed_read_test
   fault/torture_test
   fault/writer_kill_test
 )

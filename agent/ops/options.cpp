@@ -61,6 +61,7 @@ constexpr std::array<FlagSpec, 37> kFlags = {{
     {"segment", "YUXI_CONFIG_SEGMENT", Arity::single},
     {"http", "YUXI_CONFIG_HTTP", Arity::single},
     {"max-value-bytes", "YUXI_CONFIG_MAX_VALUE_BYTES", Arity::single},
+    {"segment-layout", "YUXI_CONFIG_SEGMENT_LAYOUT", Arity::single},
     {"log-level", "LOG_LEVEL", Arity::single},
     {"database-url", "DATABASE_URL", Arity::single},  // falls back to DATABASE_URL_SYNC
     {"safety-poll", "YUXI_CONFIG_SAFETY_POLL", Arity::single},
@@ -534,6 +535,19 @@ std::chrono::milliseconds parse_duration(std::string_view text) {
     return std::chrono::milliseconds(static_cast<std::int64_t>(n * ms_per_unit));
 }
 
+std::uint32_t parse_segment_layout(std::string_view text) {
+    const std::string_view t = trim(text);
+    if (t == "1") {
+        return 1;
+    }
+    if (t == std::to_string(layout::kVersion)) {
+        return layout::kVersion;
+    }
+    throw OptionsError("'" + std::string(text) +
+                       "' is not a segment layout this agent writes (1 or " +
+                       std::to_string(layout::kVersion) + ")");
+}
+
 LogFormat parse_log_format(std::string_view text) {
     const std::string f = lower(trim(text));
     if (f == "human" || f == "text") {
@@ -683,6 +697,11 @@ Options parse_options(std::span<const std::string_view> args, const EnvLookup& e
             throw OptionsError(max_value.origin + ": must be from 1 byte to " +
                                std::to_string(layout::kMaxValueLen >> 20) + " MiB");
         }
+    }
+
+    const Setting seg_layout = resolve(*find_flag("segment-layout"), flags, env);
+    if (!seg_layout.values.empty()) {
+        o.segment_layout = parse_setting(seg_layout, seg_layout.values[0], parse_segment_layout);
     }
 
     const Setting level = resolve(*find_flag("log-level"), flags, env);

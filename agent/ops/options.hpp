@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/host_port.hpp"
+#include "yuxi/config/layout.hpp"
 
 namespace yuxi::config::agent {
 
@@ -108,6 +109,7 @@ struct Options {
     std::string segment;
     ListenAddress http;
     std::uint64_t max_value_bytes = kDefaultMaxValueBytes;
+    std::uint32_t segment_layout = layout::kVersion;  // 1: for clients of the previous release
     LogLevel log_level = LogLevel::info;
     LogFormat log_format = LogFormat::human;
     // Database mode. The URL as given (libpq URI, SQLAlchemy URL or keyword=value): log
@@ -163,6 +165,8 @@ std::optional<std::string> process_env(std::string_view name);
 [[nodiscard]] std::uint64_t parse_byte_size(std::string_view text);
 [[nodiscard]] LogLevel parse_log_level(std::string_view text);
 [[nodiscard]] LogFormat parse_log_format(std::string_view text);
+// 1 or layout::kVersion.
+[[nodiscard]] std::uint32_t parse_segment_layout(std::string_view text);
 // A duration: a number with a unit ms, s, m or h (a bare number is seconds).
 [[nodiscard]] std::chrono::milliseconds parse_duration(std::string_view text);
 

@@ -1,26 +1,24 @@
-// The segment writer: appends entries, flips the latch, compacts into a new segment.
-// (Over 600 lines: the writer's side of the latch protocol, docs/architecture.md, reads
-// best in one file; layout v2 replaces it.)
+// The segment writer: appends entries, flips the latch, hands compaction to a background
+// builder and takes its result over.
 #include "agent/segment/segment_writer.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <bit>
-#include <cerrno>
+#include <atomic>
 #include <cstring>
 #include <string>
-#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
+#include "agent/segment/segment_batch.hpp"
+#include "agent/segment/segment_compactor.hpp"
+#include "agent/segment/segment_files.hpp"
+#include "agent/segment/segment_writer_v1.hpp"
 #include "yuxi/config/detail/atomic.hpp"
 #include "yuxi/config/detail/hash.hpp"
 #include "yuxi/config/detail/mapping.hpp"
+#include "yuxi/config/detail/reads.hpp"
 
 namespace yuxi::config::agent {
 namespace {
@@ -29,74 +27,7 @@ using detail::load_relaxed;
 using detail::store_relaxed;
 using detail::store_release;
 
-constexpr std::uint64_t kPage = 4096;
-constexpr std::uint64_t kPrefaultStep = 1ULL << 20;
-
-std::uint64_t realtime_ns() noexcept {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
-           static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-std::uint64_t round_up(std::uint64_t n, std::uint64_t to) {
-    return (n + to - 1) / to * to;
-}
-
-std::string errno_text() {
-    return std::strerror(errno);
-}
-
-std::string shm_path(const std::string& name) {
-    return detail::segment_path(name);
-}
-
-// A key of a batch: namespace and key, for deduplication.
-struct BatchKey {
-    Namespace ns;
-    std::string_view key;
-    bool operator==(const BatchKey&) const = default;
-};
-struct BatchKeyHash {
-    std::size_t operator()(const BatchKey& k) const noexcept {
-        return detail::key_hash(k.ns, k.key);
-    }
-};
-
-// The last change of each key, in first-seen order, minus those the limits refuse.
-void dedupe(std::span<const Change> batch, const WriterOptions& options,
-            std::vector<Rejected>& rejected, std::vector<const Change*>& out) {
-    out.clear();
-    out.reserve(batch.size());
-    std::unordered_map<BatchKey, std::size_t, BatchKeyHash> index;
-    for (const Change& c : batch) {
-        std::string reason;
-        if (c.key.empty() || c.key.size() > layout::kMaxKeyLen) {
-            reason = "key length " + std::to_string(c.key.size()) + " outside 1.." +
-                     std::to_string(layout::kMaxKeyLen);
-        } else if (c.category.size() > layout::kMaxCategoryLen) {
-            reason = "category longer than " + std::to_string(layout::kMaxCategoryLen) + " bytes";
-        } else if (c.value && c.value->size() > options.max_value_bytes) {
-            reason = "value of " + std::to_string(c.value->size()) +
-                     " bytes exceeds the limit of " + std::to_string(options.max_value_bytes) +
-                     " (--max-value-bytes)";
-        }
-        if (!reason.empty()) {
-            rejected.push_back({c.key, std::move(reason)});
-            continue;
-        }
-        if (batch.size() == 1) {
-            out.push_back(&c);
-            break;
-        }
-        auto [it, inserted] = index.try_emplace(BatchKey{c.ns, c.key}, out.size());
-        if (inserted) {
-            out.push_back(&c);
-        } else {
-            out[it->second] = &c;
-        }
-    }
-}
+constexpr std::uint64_t kNew = ~0ULL;
 
 std::optional<std::string_view> value_of(const Change& c) {
     if (!c.value) {
@@ -105,147 +36,20 @@ std::optional<std::string_view> value_of(const Change& c) {
     return std::string_view(*c.value);
 }
 
-std::uint64_t entry_bytes(const Change& c) {
-    return layout::entry_size(c.key.size(), c.category.size(), c.value ? c.value->size() : 0);
+// A compaction starts in the background once the arena is this full (or the index this
+// dense, at a load factor of 3/8 where the limit is 1/2), leaving a quarter of the arena
+// for the changes that arrive while it is built.
+bool wants_compaction(const WritableSegment& s) noexcept {
+    return s.arena_used() > s.arena_size() / 4 * 3 || 8 * s.used_slots > 3 * s.view.slot_count();
 }
 
-// The slot of (ns, key) in a copy: where it is, or the empty slot where it would go.
-struct Probe {
-    std::uint64_t pos = 0;
-    std::uint64_t offset = 0;  // of the key's newest entry, 0 if absent
-};
-
-Probe probe(const detail::SegmentView& v, const layout::Slot* table, Namespace ns,
-            std::string_view key, std::uint64_t hash) {
-    const std::uint64_t mask = v.slot_count() - 1;
-    for (std::uint64_t i = hash & mask;; i = (i + 1) & mask) {
-        const std::uint64_t h = load_relaxed(table[i].hash);
-        if (h == 0) {
-            return {i, 0};
-        }
-        if (h != hash) {
-            continue;
-        }
-        const std::uint64_t off = load_relaxed(table[i].offset);
-        detail::EntryRef e;
-        if (v.decode(off, e) && e.header->ns == static_cast<std::uint8_t>(ns) && e.key == key) {
-            return {i, off};
-        }
-    }
-}
-
-// Opens the valid segment now under `name` for writing, to retire it once replaced.
-struct OldSegment {
-    unsigned char* base = nullptr;
-    std::size_t size = 0;
-
-    static OldSegment open(const std::string& name) {
-        OldSegment old;
-        const int fd = ::open(shm_path(name).c_str(), O_RDWR | O_CLOEXEC);
-        if (fd < 0) {
-            return old;
-        }
-        struct stat st {};
-        if (::fstat(fd, &st) == 0 && st.st_size >= static_cast<off_t>(layout::kHeaderSize)) {
-            void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE,
-                             MAP_SHARED, fd, 0);
-            if (p != MAP_FAILED) {
-                detail::SegmentView v;
-                std::string error;
-                old.base = static_cast<unsigned char*>(p);
-                old.size = static_cast<std::size_t>(st.st_size);
-                if (!v.attach(p, old.size, error)) {
-                    old.unmap();  // another layout: its readers must be restarted
-                }
-            }
-        }
-        ::close(fd);
-        return old;
-    }
-
-    void retire() noexcept {
-        if (base == nullptr) {
-            return;
-        }
-        auto* h = reinterpret_cast<layout::SegmentHeader*>(base);
-        store_release(h->retired, 1U);
-        detail::fetch_add_release(h->notify, 1U);
-        detail::futex_wake_all(&h->notify);
-        unmap();
-    }
-
-    void unmap() noexcept {
-        if (base != nullptr) {
-            ::munmap(base, size);
-            base = nullptr;
-        }
-    }
-};
-
-// The segment being replaced also has this name from just before the rename until it is
-// retired. Its readers look only at its `retired` flag, so if the writer dies in between,
-// this name is how the next writer finds the segment to retire them from it.
-std::string retiring_path(const std::string& name) {
-    return shm_path(name + ".tmp.retiring");
-}
-
-void remove_stale_temporaries(const std::string& name) {
-    DIR* dir = ::opendir(std::string(detail::kShmDir).c_str());
-    if (dir == nullptr) {
-        return;
-    }
-    struct stat live {};
-    const bool have_live = ::stat(shm_path(name).c_str(), &live) == 0;
-    const std::string prefix = name + ".tmp.";
-    while (const dirent* d = ::readdir(dir)) {
-        if (std::string_view(d->d_name).starts_with(prefix)) {
-            // A replaced segment left behind by a dead writer (see retiring_path); the
-            // segment still live under the name is retired later, once replaced.
-            struct stat st {};
-            if (::stat(shm_path(d->d_name).c_str(), &st) == 0 &&
-                !(have_live && st.st_dev == live.st_dev && st.st_ino == live.st_ino)) {
-                OldSegment::open(d->d_name).retire();
-            }
-            ::unlink(shm_path(d->d_name).c_str());
-        }
-    }
-    ::closedir(dir);
-}
-
-int take_writer_lock(const std::string& name) {
-    const std::string path = detail::lock_path(name);
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        throw WriterError("cannot open writer lock " + path + ": " + errno_text());
-    }
-    ::fchmod(fd, 0640);
-    struct flock fl {};
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    if (::fcntl(fd, F_OFD_SETLK, &fl) != 0) {
-        const int err = errno;
-        ::close(fd);
-        if (err == EAGAIN || err == EACCES) {
-            std::string holder;
-            try {
-                auto m = detail::Mapping::open(name);
-                holder = " (pid " + std::to_string(m->view().header().writer_pid) + ")";
-            } catch (...) {
-            }
-            throw WriterError("another yuxi-config-agent" + holder +
-                              " is already writing segment '" + name + "' (lock " + path +
-                              "); stop it or choose another --segment");
-        }
-        throw WriterError("cannot lock " + path + ": " + std::strerror(err));
-    }
-    return fd;
+void fetch_add_seq_cst(std::uint32_t& field, std::uint32_t v) noexcept {
+    std::atomic_ref<std::uint32_t>(field).fetch_add(v, std::memory_order_seq_cst);
 }
 
 }  // namespace
 
-namespace {
-constexpr std::uint64_t kNew = ~0ULL;
-}
+SegmentWriter::SegmentWriter() = default;
 
 SegmentWriter SegmentWriter::create(const WriterOptions& options, std::span<const Change> initial,
                                     std::uint64_t revision, std::vector<Rejected>* rejected) {
@@ -254,16 +58,27 @@ SegmentWriter SegmentWriter::create(const WriterOptions& options, std::span<cons
     } catch (const SegmentError& e) {
         throw WriterError(e.what());
     }
+    if (options.layout != layout::kVersion && options.layout != layout::v1::kVersion) {
+        throw WriterError("segment layout " + std::to_string(options.layout) +
+                          " is not one this agent writes (1 or " +
+                          std::to_string(layout::kVersion) + ")");
+    }
     SegmentWriter w;
     w.options_ = options;
+    if (options.layout == layout::v1::kVersion) {
+        w.legacy_ = std::make_unique<v1::LegacyWriter>(
+            v1::LegacyWriter::create(options, initial, revision, rejected));
+        return w;
+    }
     w.source_state_ = options.initial_state;
-    w.writer_start_ns_ = realtime_ns();
-    w.lock_fd_ = take_writer_lock(options.name);
-    remove_stale_temporaries(options.name);
+    w.writer_start_ns_ = files::realtime_ns();
+    w.lock_fd_ = files::take_writer_lock(options.name);
+    files::remove_stale_temporaries(options.name);
+    w.waiters_ = files::map_waiters_page(options.name);
     std::vector<Rejected> refused;
     std::vector<const Change*> changes;
     dedupe(initial, options, refused, changes);
-    w.compact(changes, revision, 0);
+    w.compact_now(changes, revision, 0);
     if (rejected != nullptr) {
         *rejected = std::move(refused);
     }
@@ -273,9 +88,8 @@ SegmentWriter SegmentWriter::create(const WriterOptions& options, std::span<cons
 std::uint64_t SegmentWriter::existing_revision(const std::string& name) noexcept {
     try {
         const auto m = detail::Mapping::open(name);
-        const auto& v = m->view();
-        const std::uint64_t s = v.seq_acquire();
-        return detail::load_acquire(v.copy_header(static_cast<unsigned>(s & 1)).revision);
+        return m->legacy() ? detail::latched_revision(m->legacy_view())
+                           : detail::latched_revision(m->view());
     } catch (...) {
         return 0;
     }
@@ -290,17 +104,18 @@ SegmentWriter& SegmentWriter::operator=(SegmentWriter&& other) noexcept {
         release();
         options_ = std::move(other.options_);
         lock_fd_ = std::exchange(other.lock_fd_, -1);
-        base_ = std::exchange(other.base_, nullptr);
-        size_ = std::exchange(other.size_, 0);
-        view_ = std::exchange(other.view_, {});
+        seg_ = std::exchange(other.seg_, {});
         revision_ = other.revision_;
-        live_entries_ = other.live_entries_;
-        live_bytes_ = other.live_bytes_;
-        used_slots_ = other.used_slots_;
-        prefaulted_ = other.prefaulted_;
         compactions_ = other.compactions_;
+        attempts_ = other.attempts_;
         writer_start_ns_ = other.writer_start_ns_;
+        commit_ns_ = other.commit_ns_;
+        wakes_ = other.wakes_;
         source_state_ = other.source_state_;
+        waiters_ = std::exchange(other.waiters_, nullptr);
+        compactor_ = std::move(other.compactor_);
+        reaper_ = std::move(other.reaper_);
+        legacy_ = std::move(other.legacy_);
     }
     return *this;
 }
@@ -310,182 +125,226 @@ SegmentWriter::~SegmentWriter() {
 }
 
 void SegmentWriter::release() noexcept {
-    if (base_ != nullptr) {
-        ::munmap(base_, size_);
-        base_ = nullptr;
+    compactor_.reset();  // joins the builder, which reads seg_
+    if (reaper_.joinable()) {
+        reaper_.join();
     }
+    seg_.unmap();
+    files::unmap_waiters_page(waiters_);
+    waiters_ = nullptr;
     if (lock_fd_ >= 0) {
         ::close(lock_fd_);
         lock_fd_ = -1;
     }
+    legacy_.reset();
 }
 
+std::uint64_t SegmentWriter::revision() const noexcept {
+    return legacy_ ? legacy_->revision() : revision_;
+}
+std::uint64_t SegmentWriter::live_entries() const noexcept {
+    return legacy_ ? legacy_->live_entries() : seg_.live_entries;
+}
+std::uint64_t SegmentWriter::segment_bytes() const noexcept {
+    return legacy_ ? legacy_->segment_bytes() : seg_.size;
+}
 std::uint64_t SegmentWriter::arena_used() const noexcept {
-    return load_relaxed(view_.header().arena_used);
+    return legacy_ ? legacy_->arena_used() : seg_.arena_used();
 }
-
 std::uint64_t SegmentWriter::arena_size() const noexcept {
-    return view_.header().arena_size;
+    return legacy_ ? legacy_->arena_size() : seg_.arena_size();
+}
+std::uint64_t SegmentWriter::compactions() const noexcept {
+    return legacy_ ? legacy_->compactions() : compactions_;
+}
+std::uint32_t SegmentWriter::layout() const noexcept {
+    return legacy_ ? layout::v1::kVersion : layout::kVersion;
 }
 
 std::optional<std::string_view> SegmentWriter::get(Namespace ns,
                                                    std::string_view key) const noexcept {
-    const auto r = view_.find(0, ns, key, detail::key_hash(ns, key));
-    if (r.status != detail::SegmentView::Status::found || r.entry.tombstone()) {
+    if (legacy_) {
+        return legacy_->get(ns, key);
+    }
+    const auto r = seg_.view.find_hit(0, ns, key, detail::key_hash(ns, key));
+    if (!r.live()) {
         return std::nullopt;
     }
-    return r.entry.value;
+    return detail::value_of(r.entry);
+}
+
+// Hashes, probes and classifies each change; drops deletions of absent keys.
+void SegmentWriter::plan(std::span<const Change* const> changes, std::uint64_t& bytes,
+                         std::uint64_t& new_keys) {
+    std::vector<Planned>& out = scratch_plan_;
+    out.clear();
+    scratch_scalars_.resize(changes.size());
+    if (scratch_unescaped_.size() < changes.size()) {
+        scratch_unescaped_.resize(changes.size());  // never during the loop: views point in
+    }
+    bytes = 0;
+    new_keys = 0;
+    for (std::size_t i = 0; i < changes.size(); ++i) {
+        const Change& c = *changes[i];
+        const std::uint64_t h = detail::key_hash(c.ns, c.key);
+        const Probe p = seg_.probe(0, c.ns, c.key, h);
+        if (p.offset != 0) {
+            // Copy 1 has the key at the same position: start that miss now, not at publish.
+            __builtin_prefetch(&seg_.table(1)[p.pos], 1);
+        }
+        if (!c.value && (p.offset == 0 ||
+                         detail::is_tombstone(
+                             reinterpret_cast<const layout::EntryHeader*>(seg_.base + p.offset)))) {
+            continue;  // deleting what is not there
+        }
+        Scalar& s = scratch_scalars_[i];
+        s = c.value ? classify(*c.value, scratch_unescaped_[i]) : Scalar{};
+        bytes += entry_bytes(c, s);
+        new_keys += p.offset == 0 ? 1 : 0;
+        out.push_back({&c, h, p.pos, p.offset, i});
+    }
 }
 
 ApplyResult SegmentWriter::apply(std::span<const Change> batch, std::uint64_t revision,
                                  std::uint64_t commit_ns) {
+    if (legacy_) {
+        return legacy_->apply(batch, revision, commit_ns);
+    }
     ApplyResult result;
-    // The scratch vectors are members so that a small batch allocates nothing.
+    if (compactor_ && compactor_->ready()) {
+        result.compacted = take_over_compaction();
+    }
     std::vector<const Change*>& changes = scratch_changes_;
     dedupe(batch, options_, result.rejected, changes);
-    std::vector<Planned>& plan = scratch_plan_;
-    plan.clear();
     std::uint64_t bytes = 0;
     std::uint64_t new_keys = 0;
-    for (const Change* c : changes) {
-        const std::uint64_t h = detail::key_hash(c->ns, c->key);
-        const Probe p = probe(view_, view_.slots(0), c->ns, c->key, h);
-        if (!c->value && !is_live(p.offset)) {
-            continue;  // deleting what is not there
-        }
-        if (p.offset != 0) {
-            // Copy 1 has the key at the same position: start that miss now, not at publish.
-            __builtin_prefetch(&view_.slots(1)[p.pos], 1);
-        }
-        bytes += entry_bytes(*c);
-        new_keys += p.offset == 0 ? 1 : 0;
-        plan.push_back({c, h, p.pos, p.offset});
+    plan(changes, bytes, new_keys);
+    if (!seg_.fits(bytes, new_keys) && compactor_) {
+        result.compacted = take_over_compaction() || result.compacted;  // waits for it
+        plan(changes, bytes, new_keys);
     }
-    if (arena_used() + bytes > arena_size() || 2 * (used_slots_ + new_keys) > view_.slot_count()) {
+    if (!seg_.fits(bytes, new_keys)) {
         std::vector<const Change*> kept;
-        kept.reserve(plan.size());
-        for (const Planned& pl : plan) {
+        kept.reserve(scratch_plan_.size());
+        for (const Planned& pl : scratch_plan_) {
             kept.push_back(pl.change);
         }
-        compact(kept, revision, commit_ns);
+        compact_now(kept, revision, commit_ns);
         result.applied = kept.size();
         result.compacted = true;
         return result;
     }
     std::vector<Pending>& pending = scratch_pending_;
     pending.clear();
-    for (const Planned& pl : plan) {
+    for (const Planned& pl : scratch_plan_) {
         const Change& c = *pl.change;
-        const std::uint64_t off =
-            append(pl.hash, c.ns, c.key, c.category, value_of(c), revision, pl.offset);
+        NewEntry e;
+        e.hash = pl.hash;
+        e.ns = c.ns;
+        e.key = c.key;
+        e.category = c.category;
+        e.value = value_of(c);
+        e.revision = revision;
+        e.prev = pl.offset;
+        e.scalar = &scratch_scalars_[pl.scalar];
+        const std::uint64_t off = seg_.append(e);
         pending.push_back({pl.hash, off, pl.offset != 0 ? pl.pos : kNew, c.ns, c.key});
     }
     publish(pending, revision, commit_ns);
+    seg_.prefetch_next();
     result.applied = pending.size();
+    maybe_start_compaction();
     return result;
-}
-
-bool SegmentWriter::is_live(std::uint64_t offset) const noexcept {
-    detail::EntryRef e;
-    return offset != 0 && view_.decode(offset, e) && !e.tombstone();
-}
-
-std::uint64_t SegmentWriter::append(std::uint64_t hash, Namespace ns, std::string_view key,
-                                    std::string_view category,
-                                    std::optional<std::string_view> value, std::uint64_t revision,
-                                    std::uint64_t prev) {
-    auto& header = *reinterpret_cast<layout::SegmentHeader*>(base_);
-    const std::uint64_t offset = header.arena_offset + load_relaxed(header.arena_used);
-    // Not a null view for a tombstone: memcpy from a null pointer is undefined, even of 0 bytes.
-    const std::string_view v = value.value_or(std::string_view(""));
-    const std::uint64_t bytes = layout::entry_size(key.size(), category.size(), v.size());
-    prefault(offset + bytes);
-    auto* e = reinterpret_cast<layout::EntryHeader*>(base_ + offset);
-    e->hash = hash;
-    e->revision = revision;
-    e->prev_offset = prev;
-    e->value_len = v.size();
-    e->checksum = detail::entry_checksum(key, category, v);
-    e->key_len = static_cast<std::uint32_t>(key.size());
-    e->ns = static_cast<std::uint8_t>(ns);
-    e->flags = value ? 0 : layout::kEntryTombstone;
-    e->category_len = static_cast<std::uint8_t>(category.size());
-    e->reserved = 0;
-    auto* p = reinterpret_cast<char*>(e + 1);
-    std::memcpy(p, key.data(), key.size());
-    std::memcpy(p + key.size(), category.data(), category.size());
-    std::memcpy(p + key.size() + category.size(), v.data(), v.size());
-    p[key.size() + category.size() + v.size()] = '\0';
-    store_relaxed(header.arena_used, header.arena_used + bytes);
-
-    // Live accounting for the sizing of the next compaction.
-    detail::EntryRef old;
-    if (prev != 0 && view_.decode(prev, old) && !old.tombstone()) {
-        live_entries_ -= 1;
-        live_bytes_ -= layout::entry_size(old.key.size(), old.category.size(), old.value.size());
-    }
-    if (value) {
-        live_entries_ += 1;
-        live_bytes_ += bytes;
-    }
-    return offset;
 }
 
 void SegmentWriter::publish(std::span<const Pending> pending, std::uint64_t revision,
                             std::uint64_t commit_ns) {
-    auto& header = *reinterpret_cast<layout::SegmentHeader*>(base_);
+    auto& header = seg_.header();
     std::vector<std::uint64_t>& positions = scratch_positions_;
     positions.resize(pending.size());
     for (unsigned copy = 0; copy < 2; ++copy) {
         // Odd: readers use copy 1 while copy 0 changes; even: the reverse.
         detail::fetch_add_release(header.seq, std::uint64_t{1});
-        auto* table = const_cast<layout::Slot*>(view_.slots(copy));
+        layout::Slot* table = seg_.table(copy);
         for (std::size_t i = 0; i < pending.size(); ++i) {
             const Pending& p = pending[i];
             if (copy == 0) {
-                positions[i] = p.pos != kNew ? p.pos : probe(view_, table, p.ns, p.key, p.hash).pos;
+                positions[i] = p.pos != kNew ? p.pos : seg_.probe(0, p.ns, p.key, p.hash).pos;
             }
-            layout::Slot& slot = table[positions[i]];
-            store_release(slot.offset, p.offset);
-            if (p.pos == kNew) {
-                store_release(slot.hash, p.hash);
-            }
+            store_release(table[positions[i]].word,
+                          layout::slot_word(layout::slot_tag(p.hash), p.offset));
         }
         if (copy == 0) {
             for (const Pending& p : pending) {
-                used_slots_ += p.pos == kNew ? 1 : 0;
+                seg_.used_slots += p.pos == kNew ? 1 : 0;
             }
         }
-        auto& ch = const_cast<layout::CopyHeader&>(view_.copy_header(copy));
-        store_release(ch.live_entries, live_entries_);
-        store_release(ch.used_slots, used_slots_);
+        auto& ch = const_cast<layout::CopyHeader&>(seg_.view.copy_header(copy));
+        store_release(ch.live_entries, seg_.live_entries);
+        store_release(ch.used_slots, seg_.used_slots);
         store_release(ch.commit_ns, commit_ns);
         store_release(ch.revision, revision);
     }
     store_relaxed(header.updates_applied, header.updates_applied + pending.size());
-    detail::fetch_add_release(header.notify, 1U);
+    // Sequentially consistent, against the reader's announcement in the waiters page: see
+    // notify().
+    fetch_add_seq_cst(header.notify, 1U);
     revision_ = revision;
+    commit_ns_ = commit_ns;
 }
 
 void SegmentWriter::notify() noexcept {
-    if (base_ != nullptr) {
-        detail::futex_wake_all(&reinterpret_cast<layout::SegmentHeader*>(base_)->notify);
+    if (legacy_) {
+        ++wakes_;  // layout 1 has no waiters page: it always wakes
+        legacy_->notify();
+        return;
     }
+    if (seg_.base == nullptr) {
+        return;
+    }
+    // A reader announces (a seq_cst read-modify-write of sleep_until_ns) before FUTEX_WAIT
+    // re-reads `notify`; the writer bumped `notify` (seq_cst) before this load. So either
+    // this load sees the announcement, or the reader's FUTEX_WAIT sees the new value and
+    // does not sleep. A sleeper announced a time after its own deadline is reached, and the
+    // coarse clock is never ahead, so a sleeping reader is always woken.
+    if (waiters_ != nullptr) {
+        const std::uint64_t until = std::atomic_ref<std::uint64_t>(waiters_->sleep_until_ns)
+                                        .load(std::memory_order_seq_cst);
+        if (until <= files::coarse_monotonic_ns()) {
+            return;
+        }
+    }
+    ++wakes_;
+    detail::futex_wake_all(&seg_.header().notify);
 }
 
 void SegmentWriter::heartbeat() noexcept {
-    if (base_ != nullptr) {
-        auto& h = *reinterpret_cast<layout::SegmentHeader*>(base_);
-        store_release(h.heartbeat_ns, detail::monotonic_ns());
+    if (legacy_) {
+        legacy_->heartbeat();
+        return;
+    }
+    if (seg_.base != nullptr) {
+        store_release(seg_.header().heartbeat_ns, detail::monotonic_ns());
+    }
+    if (compactor_ && compactor_->ready()) {
+        try {
+            (void)take_over_compaction();  // no batch is waiting for it: do it now
+        } catch (...) {
+            abandon_compaction();
+        }
     }
 }
 
 void SegmentWriter::set_source_state(SourceState state) noexcept {
-    source_state_ = state;
-    if (base_ == nullptr) {
+    if (legacy_) {
+        legacy_->set_source_state(state);
         return;
     }
-    auto& h = *reinterpret_cast<layout::SegmentHeader*>(base_);
+    source_state_ = state;
+    if (seg_.base == nullptr) {
+        return;
+    }
+    auto& h = seg_.header();
     if (load_relaxed(h.source_state) != static_cast<std::uint32_t>(state)) {
         store_relaxed(h.source_changed_ns, detail::monotonic_ns());
         store_release(h.source_state, static_cast<std::uint32_t>(state));
@@ -493,201 +352,182 @@ void SegmentWriter::set_source_state(SourceState state) noexcept {
 }
 
 void SegmentWriter::mark_stopped() noexcept {
+    if (legacy_) {
+        legacy_->mark_stopped();
+        return;
+    }
     set_source_state(SourceState::stopped);
     heartbeat();
     notify();
 }
 
-void SegmentWriter::prefault(std::uint64_t end) noexcept {
-    if (end <= prefaulted_) {
+std::string SegmentWriter::temporary_path() {
+    return detail::segment_path(options_.name + ".tmp." + std::to_string(::getpid()) + "." +
+                                std::to_string(attempts_++));
+}
+
+void SegmentWriter::maybe_start_compaction() {
+    if (compactor_ || !wants_compaction(seg_)) {
         return;
     }
-    const std::uint64_t from = prefaulted_ / kPage * kPage;
-    const std::uint64_t to = std::min<std::uint64_t>(round_up(end + kPrefaultStep, kPage), size_);
-    if (to > from) {
-#ifdef MADV_POPULATE_WRITE
-        if (::madvise(base_ + from, to - from, MADV_POPULATE_WRITE) != 0)
-#endif
-        {
-            // Older kernels: touching a byte per page faults it in. Nothing reachable by
-            // readers lies past arena_used, so these writes race with no one.
-            for (std::uint64_t p = std::max(from, prefaulted_); p < to; p += kPage) {
-                base_[p] = 0;
-            }
-        }
+    if (reaper_.joinable()) {
+        reaper_.join();
     }
-    prefaulted_ = to;
+    const Geometry g = geometry_for(options_, seg_.live_entries, seg_.live_bytes);
+    const std::uint64_t scan_from = seg_.header().arena_offset + seg_.arena_used();
+    try {
+        compactor_ = std::make_unique<Compactor>(seg_.view, temporary_path(), g, scan_from,
+                                                 writer_start_ns_);
+    } catch (...) {
+        compactor_.reset();  // no thread: compact in the foreground when it is full
+    }
+}
+
+void SegmentWriter::abandon_compaction() noexcept {
+    compactor_.reset();
+}
+
+void SegmentWriter::finish_compaction() {
+    if (legacy_ || !compactor_) {
+        return;
+    }
+    if (!take_over_compaction()) {
+        // The build failed: compact in the foreground, at the current revision.
+        compact_now({}, revision_, commit_ns_);
+    }
+}
+
+// Takes over the segment the background builder made: replays what was appended since it
+// stopped, publishes it at the current revision, renames it over the name and retires
+// the live one. Waits for the builder if it is still at work. False if the build failed.
+bool SegmentWriter::take_over_compaction() {
+    WritableSegment fresh;
+    std::uint64_t replayed_to = 0;
+    const bool ok = compactor_->finish(fresh, replayed_to);
+    const std::string path = fresh.path;
+    compactor_.reset();
+    if (!ok) {
+        return false;
+    }
+    const std::uint64_t end = seg_.header().arena_offset + seg_.arena_used();
+    if (!replay(fresh, seg_.view, replayed_to, end)) {
+        fresh.unmap();
+        ::unlink(path.c_str());
+        return false;
+    }
+    adopt(std::move(fresh), revision_);
+    return true;
+}
+
+// Publishes `fresh` (a segment no reader sees yet) at `revision` under the name, retires
+// the current segment and makes `fresh` the current one.
+void SegmentWriter::adopt(WritableSegment fresh, std::uint64_t revision) {
+    fresh.set_copy_headers(revision, commit_ns_);
+    auto& h = fresh.header();
+    h.updates_applied = fresh.live_entries;
+    h.source_state = static_cast<std::uint32_t>(source_state_);
+    if (seg_.base != nullptr) {
+        h.source_changed_ns = seg_.header().source_changed_ns;
+    }
+    try {
+        files::rename_over(fresh.path, options_.name);
+    } catch (...) {
+        fresh.unmap();
+        ::unlink(fresh.path.c_str());
+        ::unlink(files::retiring_path(options_.name).c_str());
+        throw;
+    }
+    WritableSegment old = std::exchange(seg_, std::move(fresh));
+    seg_.path.clear();
+    revision_ = revision;
+    if (old.base != nullptr) {
+        // Readers must move at once; the unmapping (page tables of a large mapping take
+        // milliseconds to tear down) happens off the apply path.
+        auto* oh = &old.header();
+        store_release(oh->retired, 1U);
+        detail::fetch_add_release(oh->notify, 1U);
+        detail::futex_wake_all(&oh->notify);
+        if (reaper_.joinable()) {
+            reaper_.join();
+        }
+        try {
+            reaper_ = std::thread([old]() mutable { old.unmap(); });
+        } catch (...) {
+            old.unmap();
+        }
+        ++compactions_;
+    }
+    ::unlink(files::retiring_path(options_.name).c_str());
 }
 
 // Creates a new segment at the name holding the live entries of the current one (if
 // any) with `batch` applied on top, all published at `revision`, and retires the old.
-void SegmentWriter::compact(std::span<const Change* const> batch, std::uint64_t revision,
-                            std::uint64_t commit_ns) {
+void SegmentWriter::compact_now(std::span<const Change* const> batch, std::uint64_t revision,
+                                std::uint64_t commit_ns) {
+    abandon_compaction();
     std::unordered_set<BatchKey, BatchKeyHash> replaced;
     std::uint64_t keys = 0;
     std::uint64_t bytes = 0;
-    for (const Change* c : batch) {
+    std::vector<Scalar> scalars(batch.size());
+    std::vector<std::string> unescaped(batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        const Change* c = batch[i];
         replaced.insert({c->ns, c->key});
-        keys += c->value ? 1 : 0;
-        bytes += c->value ? entry_bytes(*c) : 0;
+        if (c->value) {
+            scalars[i] = classify(*c->value, unescaped[i]);
+            keys += 1;
+            bytes += entry_bytes(*c, scalars[i]);
+        }
     }
     std::vector<detail::EntryRef> kept;
-    if (base_ != nullptr) {
-        kept.reserve(live_entries_);
-        for_each([&](const detail::EntryRef& e) {
-            if (!replaced.contains({e.ns(), e.key})) {
+    if (seg_.base != nullptr) {
+        kept.reserve(seg_.live_entries);
+        for (std::uint64_t i = 0, n = seg_.view.slot_count(); i < n; ++i) {
+            const auto r = seg_.view.slot_entry(i);
+            const detail::EntryRef& e = r.entry;
+            if (r.status == detail::SegmentView::Status::found && !e.tombstone() &&
+                !replaced.contains({e.ns(), e.key})) {
                 kept.push_back(e);
-                bytes += layout::entry_size(e.key.size(), e.category.size(), e.value.size());
+                bytes += layout::entry_size(e.header->key_len, e.header->category_len,
+                                            e.header->value_len, e.header->extra_len);
             }
-        });
+        }
         keys += kept.size();
     }
-
-    OldSegment old;
-    if (base_ == nullptr) {
-        old = OldSegment::open(options_.name);
+    files::OldSegment outside;
+    if (seg_.base == nullptr) {
+        outside = files::OldSegment::open(options_.name);
     }
-    const Saved saved = save();
-    const std::string path = map_new(keys, bytes);
+    WritableSegment fresh = WritableSegment::create(
+        temporary_path(), geometry_for(options_, keys, bytes), writer_start_ns_, source_state_);
     try {
-        std::vector<Pending> pending;
-        pending.reserve(keys);
         for (const detail::EntryRef& e : kept) {
-            const std::uint64_t h = e.header->hash;
-            const std::uint64_t off =
-                append(h, e.ns(), e.key, e.category, e.value, e.revision(), 0);
-            pending.push_back({h, off, kNew, e.ns(), e.key});
+            const std::uint64_t h = e.hash();
+            fresh.set_slot(fresh.claim_slot(h), h, fresh.copy(e, 0));
         }
-        for (const Change* c : batch) {
-            if (c->value) {
-                const std::uint64_t h = detail::key_hash(c->ns, c->key);
-                const std::uint64_t off =
-                    append(h, c->ns, c->key, c->category, value_of(*c), revision, 0);
-                pending.push_back({h, off, kNew, c->ns, c->key});
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            const Change* c = batch[i];
+            if (!c->value) {
+                continue;
             }
-        }
-        build_index(pending, revision, commit_ns);
-        ::unlink(retiring_path(options_.name).c_str());
-        (void)::link(shm_path(options_.name).c_str(), retiring_path(options_.name).c_str());
-        if (::rename(path.c_str(), shm_path(options_.name).c_str()) != 0) {
-            throw WriterError("cannot rename " + path + " over the live segment: " + errno_text());
+            NewEntry n;
+            n.hash = detail::key_hash(c->ns, c->key);
+            n.ns = c->ns;
+            n.key = c->key;
+            n.category = c->category;
+            n.value = value_of(*c);
+            n.revision = revision;
+            n.scalar = &scalars[i];
+            fresh.set_slot(fresh.claim_slot(n.hash), n.hash, fresh.append(n));
         }
     } catch (...) {
-        ::munmap(base_, size_);
-        ::unlink(path.c_str());
-        ::unlink(retiring_path(options_.name).c_str());
-        restore(saved);
+        fresh.unmap();
+        ::unlink(fresh.path.c_str());
         throw;
     }
-    if (saved.base != nullptr) {
-        OldSegment{saved.base, saved.size}.retire();
-        ++compactions_;
-    } else {
-        old.retire();
-    }
-    ::unlink(retiring_path(options_.name).c_str());
-}
-
-// Creates and maps an empty segment, sized for `keys` entries of `bytes`, under a
-// temporary name; returns its path. The current mapping is left to the caller.
-std::string SegmentWriter::map_new(std::uint64_t keys, std::uint64_t bytes) {
-    const std::uint64_t slots =
-        std::max<std::uint64_t>(options_.min_slots, std::bit_ceil(2 * keys + 64));
-    const std::uint64_t arena = round_up(
-        std::max<std::uint64_t>(options_.min_arena_bytes, 2 * bytes + options_.max_value_bytes / 4),
-        kPage);
-    const std::string path = shm_path(options_.name + ".tmp." + std::to_string(::getpid()) + "." +
-                                      std::to_string(compactions_));
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        throw WriterError("cannot create " + path + ": " + errno_text());
-    }
-    ::fchmod(fd, 0640);  // whatever the umask
-    const std::uint64_t copy = layout::copy_bytes_for(slots);
-    const std::uint64_t arena_offset = round_up(layout::kHeaderSize + 2 * copy, kPage);
-    const std::uint64_t total = arena_offset + arena;
-    void* p = MAP_FAILED;
-    if (::ftruncate(fd, static_cast<off_t>(total)) == 0) {
-        p = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    }
-    const std::string why = errno_text();
-    ::close(fd);
-    if (p == MAP_FAILED) {
-        ::unlink(path.c_str());
-        throw WriterError("cannot create a " + std::to_string(total) + "-byte segment " + path +
-                          ": " + why + " (is /dev/shm large enough?)");
-    }
-    base_ = static_cast<unsigned char*>(p);
-    size_ = total;
-#ifdef MADV_POPULATE_WRITE
-    ::madvise(base_, arena_offset, MADV_POPULATE_WRITE);  // the index, before any batch
-#endif
-    auto& h = *reinterpret_cast<layout::SegmentHeader*>(base_);
-    h.magic = layout::kMagic;
-    h.version = layout::kVersion;
-    h.fingerprint = layout::kFingerprint;
-    h.total_size = total;
-    h.index_offset = layout::kHeaderSize;
-    h.copy_bytes = copy;
-    h.slot_count = slots;
-    h.arena_offset = arena_offset;
-    h.arena_size = arena;
-    h.writer_pid = static_cast<std::uint64_t>(::getpid());
-    h.writer_start_ns = writer_start_ns_;
-    h.created_ns = realtime_ns();
-    h.heartbeat_ns = detail::monotonic_ns();
-    h.source_changed_ns = h.heartbeat_ns;
-    h.source_state = static_cast<std::uint32_t>(source_state_);
-    std::string error;
-    if (!view_.attach(base_, size_, error)) {
-        throw WriterError("internal error: new segment rejected: " + error);
-    }
-    prefaulted_ = arena_offset;
-    live_entries_ = 0;
-    live_bytes_ = 0;
-    used_slots_ = 0;
-    return path;
-}
-
-// Fills both index copies of a segment no reader can see yet; every key is new.
-void SegmentWriter::build_index(std::span<const Pending> pending, std::uint64_t revision,
-                                std::uint64_t commit_ns) {
-    auto& h = *reinterpret_cast<layout::SegmentHeader*>(base_);
-    const std::uint64_t mask = view_.slot_count() - 1;
-    for (unsigned copy = 0; copy < 2; ++copy) {
-        auto* table = const_cast<layout::Slot*>(view_.slots(copy));
-        for (const Pending& p : pending) {
-            std::uint64_t i = p.hash & mask;
-            while (table[i].hash != 0) {
-                i = (i + 1) & mask;
-            }
-            table[i].offset = p.offset;
-            table[i].hash = p.hash;
-        }
-        auto& ch = const_cast<layout::CopyHeader&>(view_.copy_header(copy));
-        ch.revision = revision;
-        ch.live_entries = live_entries_;
-        ch.used_slots = pending.size();
-        ch.commit_ns = commit_ns;
-    }
-    used_slots_ = pending.size();
-    h.updates_applied = pending.size();
-    revision_ = revision;
-}
-
-SegmentWriter::Saved SegmentWriter::save() const noexcept {
-    return {base_, size_, view_, revision_, live_entries_, live_bytes_, used_slots_, prefaulted_};
-}
-
-void SegmentWriter::restore(const Saved& s) noexcept {
-    base_ = s.base;
-    size_ = s.size;
-    view_ = s.view;
-    revision_ = s.revision;
-    live_entries_ = s.live_entries;
-    live_bytes_ = s.live_bytes;
-    used_slots_ = s.used_slots;
-    prefaulted_ = s.prefaulted;
+    commit_ns_ = commit_ns;
+    adopt(std::move(fresh), revision);
+    outside.retire();
 }
 
 }  // namespace yuxi::config::agent

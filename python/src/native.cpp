@@ -1,7 +1,8 @@
 // yuxi_config._native: the C++ client for Python. The Python package (yuxi_config/
 // __init__.py) wraps it; import that, not this.
 //
-// Decoded values are cached per key and validated by the revision of the entry that
+// Decoded values are built from the scalar the agent stored beside the text (bool, int,
+// str) or by json.loads, cached per key and validated by the revision of the entry that
 // holds them: entries are immutable and a key's entries have distinct revisions (also
 // across compaction and agent restarts), so an unchanged entry revision means an
 // unchanged value. While the segment's revision has not moved since a record was last
@@ -102,6 +103,32 @@ PyObject* decode(std::string_view text) {
     return out;
 }
 
+// The Python object of a value: built from the scalar the agent stored beside the text
+// when json.loads would give the same (a bool, an int, a str), without parsing; else
+// json.loads of the text. Doubles go through json.loads: an integer literal too large for
+// int64 is stored as a double but is an int to Python.
+PyObject* decode_value(const Value& v) {
+    switch (v.scalar_type()) {
+        case layout::ScalarType::boolean:
+            return Py_NewRef(*v.as<bool>() ? Py_True : Py_False);
+        case layout::ScalarType::integer:
+            return PyLong_FromLongLong(*v.as<std::int64_t>());
+        case layout::ScalarType::string: {
+            const std::string_view s = *v.as<std::string_view>();
+            PyObject* out =
+                PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "strict");
+            if (out != nullptr) {
+                return out;
+            }
+            PyErr_Clear();  // a lone surrogate escape: json.loads knows what to make of it
+            break;
+        }
+        default:
+            break;
+    }
+    return decode(v.data());
+}
+
 class NativeClient {
   public:
     explicit NativeClient(const std::string& segment) : client_(Client::open(segment)) {
@@ -141,7 +168,7 @@ class NativeClient {
         if (found != nullptr && reinterpret_cast<CacheRecord*>(found)->entry_rev == v.revision()) {
             return Py_NewRef(reinterpret_cast<CacheRecord*>(found)->value);
         }
-        return decode(v.data());
+        return decode_value(v);
     }
 
   private:
@@ -158,7 +185,7 @@ class NativeClient {
             rec->checked_rev = rev;
             return Py_NewRef(rec->value);
         }
-        PyObject* value = v ? decode(v->data()) : Py_NewRef(Py_None);
+        PyObject* value = v ? decode_value(*v) : Py_NewRef(Py_None);
         if (value == nullptr) {
             return nullptr;
         }

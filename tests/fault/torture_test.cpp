@@ -415,9 +415,8 @@ TEST_F(TortureTest, LatchOnTheWritersMappingIsRaceFree) {
     constexpr std::size_t kMaxPad = 48;
     auto w = SegmentWriter::create(options_, batch_at(1, kMaxPad), 1);
     const unsigned char* base = nullptr;
-    w.for_each([&](const detail::EntryRef& e) {
-        base = reinterpret_cast<const unsigned char*>(e.header) - e.offset;
-    });
+    w.for_each(
+        [&](const auto& e) { base = reinterpret_cast<const unsigned char*>(e.header) - e.offset; });
     ASSERT_NE(base, nullptr);
     detail::SegmentView view;
     std::string error;

@@ -1,6 +1,7 @@
 // Writes the fuzzer's seed corpus: segments made by the real writer in the states a reader
 // meets (empty, fresh, with version chains and deletions, compacted, retired, with the
-// latch half-way through a batch), one file each, into the directory given.
+// latch half-way through a batch, and one of layout 1), one file each, into the directory
+// given.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -127,9 +128,20 @@ void make(const std::filesystem::path& dir) {
     }
     ::close(fd);
     write_seed(dir, "retired", retired);
+    w.finish_compaction();
     write_seed(dir, "compacted", read_file(path));
+    {
+        // Layout 1, which this client still reads: an older agent's segment.
+        WriterOptions old = options;
+        old.layout = 1;
+        auto w1 = SegmentWriter::create(old, initial, 1);
+        std::vector<Change> batch = {set(Namespace::config, "top_k", "2"), del("k1")};
+        (void)w1.apply(batch, 2);
+        write_seed(dir, "layout1", read_file(path));
+    }
     ::unlink(path.c_str());
     ::unlink(detail::lock_path(options.name).c_str());
+    ::unlink(detail::waiters_path(options.name).c_str());
 }
 
 }  // namespace

@@ -1,23 +1,25 @@
 // libFuzzer target: arbitrary bytes as a segment, through every call of the bounds-checked
-// parser (detail/segment_view.hpp) that the client makes. The input is copied to an
-// exact-size heap buffer, so AddressSanitizer reports any byte read outside it; a decoded
-// entry that reaches outside its arena, or a lookup that returns another key, traps.
+// parsers (detail/segment_view.hpp for layout 2, detail/segment_view_v1.hpp for layout 1)
+// that the client makes, typed reads included. The input is copied to an exact-size heap
+// buffer, so AddressSanitizer reports any byte read outside it; a decoded entry that
+// reaches outside its arena, or a lookup that returns another key, traps.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <new>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "yuxi/config/detail/hash.hpp"
+#include "yuxi/config/detail/reads.hpp"
 #include "yuxi/config/detail/segment_view.hpp"
+#include "yuxi/config/detail/segment_view_v1.hpp"
 
 namespace yuxi::config {
 namespace {
 
-using detail::EntryRef;
-using detail::SegmentView;
-using Status = SegmentView::Status;
+using Status = detail::SegmentView::Status;
 
 // Bounds the work per input; large inputs would otherwise make the fuzzer slow.
 constexpr std::uint64_t kMaxSlots = 1 << 14;
@@ -31,8 +33,11 @@ void require(bool ok) {
     }
 }
 
+template <class SegmentView>
 class Driver {
   public:
+    using EntryRef = decltype(typename SegmentView::Lookup{}.entry);
+
     Driver(const SegmentView& v, const unsigned char* base, std::size_t size)
         : v_(v), base_(base), size_(size) {}
 
@@ -45,10 +50,22 @@ class Driver {
         require(end < base_ + size_);
         require(e.offset == static_cast<std::uint64_t>(begin - base_));
         sink = sink + detail::entry_checksum(e.key, e.category, e.value) +
-               static_cast<unsigned char>(*end) + e.header->checksum + e.header->hash;
+               static_cast<unsigned char>(*end) + e.prev_offset() + e.hash();
+        if constexpr (std::is_same_v<SegmentView, detail::SegmentView>) {
+            // Typed reads: the stored string's range is checked against the entry.
+            const auto s = detail::scalar_as<std::string_view>(e.header);
+            if (s) {
+                require(reinterpret_cast<const unsigned char*>(s->data()) >= begin &&
+                        reinterpret_cast<const unsigned char*>(s->data()) + s->size() <=
+                            base_ + h.arena_offset + h.arena_size);
+                sink = sink + detail::entry_checksum(*s, {}, {});
+            }
+            sink = sink + detail::scalar_as<std::int64_t>(e.header).value_or(0) +
+                   (detail::scalar_as<bool>(e.header).value_or(false) ? 1 : 0);
+        }
     }
 
-    void found(const SegmentView::Lookup& r, Namespace ns, std::string_view key) const {
+    void found(const typename SegmentView::Lookup& r, Namespace ns, std::string_view key) const {
         if (r.status == Status::found) {
             touch(r.entry);
             require(r.entry.key == key && r.entry.ns() == ns);
@@ -56,7 +73,7 @@ class Driver {
     }
 
     void lookup(Namespace ns, std::string_view key) const {
-        const std::uint64_t h = detail::key_hash(ns, key);
+        const std::uint64_t h = SegmentView::hash_of(ns, key);
         found(v_.find(0, ns, key, h), ns, key);
         found(v_.find(1, ns, key, h), ns, key);
         const auto n = v_.find_newest(ns, key, h);
@@ -137,11 +154,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::memcpy(buf, data, size);
     }
     detail::SegmentView v;
+    detail::v1::SegmentView v1;
     std::string error;
     if (v.attach(buf, size, error)) {
-        Driver(v, buf, size).run();
+        Driver<detail::SegmentView>(v, buf, size).run();
+    } else if (v1.attach(buf, size, error)) {
+        Driver<detail::v1::SegmentView>(v1, buf, size).run();
     } else {
-        require(!error.empty() && !v.attached());
+        require(!error.empty() && !v.attached() && !v1.attached());
     }
     ::operator delete(buf, kPage);
     return 0;

@@ -39,6 +39,7 @@ using agent::SegmentWriter;
 using agent::WriterOptions;
 using layout::CopyHeader;
 using layout::EntryHeader;
+using layout::EntryTrailer;
 using layout::SegmentHeader;
 using layout::Slot;
 using Status = detail::SegmentView::Status;
@@ -89,6 +90,27 @@ T peek(const std::vector<unsigned char>& bytes, std::uint64_t offset) {
 template <class T>
 void poke(std::vector<unsigned char>& bytes, std::uint64_t offset, T v) {
     std::memcpy(bytes.data() + offset, &v, sizeof v);
+}
+
+// A slot word is {tag, offset} (layout.hpp); these read and write its parts.
+std::uint64_t slot_offset(const std::vector<unsigned char>& bytes, std::uint64_t at) {
+    return peek<std::uint64_t>(bytes, at) & layout::kOffsetMask;
+}
+void set_slot_offset(std::vector<unsigned char>& bytes, std::uint64_t at, std::uint64_t offset) {
+    const auto w = peek<std::uint64_t>(bytes, at);
+    poke(bytes, at, (w & ~layout::kOffsetMask) | (offset & layout::kOffsetMask));
+}
+void set_slot_hash(std::vector<unsigned char>& bytes, std::uint64_t at, std::uint64_t hash) {
+    poke(bytes, at, layout::slot_word(layout::slot_tag(hash), slot_offset(bytes, at)));
+}
+
+// Where the trailer (prev_offset, hash, checksum) of the entry at `e` is.
+std::uint64_t trailer_at(const std::vector<unsigned char>& bytes, std::uint64_t e) {
+    const auto h = peek<EntryHeader>(bytes, e);
+    return e + layout::trailer_at(h.key_len, h.category_len, h.value_len, h.extra_len);
+}
+std::uint64_t entry_hash(const std::vector<unsigned char>& bytes, std::uint64_t e) {
+    return peek<EntryTrailer>(bytes, trailer_at(bytes, e)).hash;
 }
 
 // A real segment, as bytes, and where its parts are.
@@ -154,7 +176,7 @@ Template make_template(const std::string& name, std::uint64_t min_slots) {
     for (std::uint64_t off = t.header.arena_offset; off < t.header.arena_offset + t.arena_used;) {
         const auto e = peek<EntryHeader>(t.bytes, off);
         t.entries.push_back(off);
-        off += layout::entry_size(e.key_len, e.category_len, e.value_len);
+        off += layout::entry_size(e.key_len, e.category_len, e.value_len, e.extra_len);
     }
     return t;
 }
@@ -336,7 +358,7 @@ class HostileTest : public ::testing::Test {
         for (unsigned copy = 0; copy < 2; ++copy) {
             for (std::uint64_t i = 0; i < t_.header.slot_count; ++i) {
                 const std::uint64_t at = t_.slot_at(copy, i);
-                if (peek<std::uint64_t>(b, at + offsetof(Slot, hash)) != 0) {
+                if (peek<std::uint64_t>(b, at + offsetof(Slot, word)) != 0) {
                     fn(b, at);
                 }
             }
@@ -478,7 +500,7 @@ TEST_F(HostileTest, SlotOffsetsOutsideTheArenaAreCorrupt) {
     };
     for (const std::uint64_t off : bad) {
         const auto b = with_used_slots([&](std::vector<unsigned char>& bytes, std::uint64_t at) {
-            poke(bytes, at + offsetof(Slot, offset), off);
+            set_slot_offset(bytes, at, off);
         });
         const Outcome o = run(b);
         EXPECT_EQ(o.found + o.snap_found, 0) << "offset " << off;
@@ -489,10 +511,9 @@ TEST_F(HostileTest, SlotOffsetsOutsideTheArenaAreCorrupt) {
 }
 
 TEST_F(HostileTest, MisalignedSlotOffsetsAreCorrupt) {
-    for (std::uint64_t skew = 1; skew < layout::kAlign; ++skew) {
+    for (std::uint64_t skew = 1; skew < layout::kEntryAlign; ++skew) {
         const auto b = with_used_slots([&](std::vector<unsigned char>& bytes, std::uint64_t at) {
-            const auto off = peek<std::uint64_t>(bytes, at + offsetof(Slot, offset));
-            poke(bytes, at + offsetof(Slot, offset), off + skew);
+            set_slot_offset(bytes, at, slot_offset(bytes, at) + skew);
         });
         const Outcome o = run(b);
         EXPECT_EQ(o.found + o.snap_found, 0) << "skew " << skew;
@@ -507,12 +528,12 @@ TEST_F(HostileTest, SlotsPointingAtOtherKeysFindNothing) {
     std::rotate(targets.begin(), targets.begin() + 1, targets.end());
     std::size_t next = 0;
     const auto b = with_used_slots([&](std::vector<unsigned char>& bytes, std::uint64_t at) {
-        const auto own = peek<std::uint64_t>(bytes, at + offsetof(Slot, offset));
+        const auto own = slot_offset(bytes, at);
         std::uint64_t other = targets[next++ % targets.size()];
-        if (peek<EntryHeader>(bytes, other).hash == peek<EntryHeader>(bytes, own).hash) {
+        if (entry_hash(bytes, other) == entry_hash(bytes, own)) {
             other = targets[next++ % targets.size()];
         }
-        poke(bytes, at + offsetof(Slot, offset), other);
+        set_slot_offset(bytes, at, other);
     });
     const Outcome o = run(b);
     EXPECT_EQ(o.wrong, 0);
@@ -529,12 +550,16 @@ TEST_F(HostileTest, HugeOrImpossibleLengthsAreCorrupt) {
     const Case cases[] = {
         {"key_len 2^32-1", offsetof(EntryHeader, key_len), 0xffffffffULL, 4},
         {"key_len past kMaxKeyLen", offsetof(EntryHeader, key_len), layout::kMaxKeyLen + 1, 4},
-        {"value_len 2^40", offsetof(EntryHeader, value_len), 1ULL << 40, 8},
-        {"value_len ~0", offsetof(EntryHeader, value_len), ~0ULL, 8},
+        {"value_len 2^32-1", offsetof(EntryHeader, value_len), 0xffffffffULL, 4},
+        {"value_len past kMaxValueLen", offsetof(EntryHeader, value_len), layout::kMaxValueLen + 1,
+         4},
         {"value_len at the format's limit", offsetof(EntryHeader, value_len), layout::kMaxValueLen,
-         8},
-        {"value_len one past the arena", offsetof(EntryHeader, value_len), t_.header.arena_size, 8},
+         4},
+        {"value_len one past the arena", offsetof(EntryHeader, value_len), t_.header.arena_size, 4},
+        {"extra_len 2^32-1", offsetof(EntryHeader, extra_len), 0xffffffffULL, 4},
+        {"extra_len one past the arena", offsetof(EntryHeader, extra_len), t_.header.arena_size, 4},
         {"namespace 7", offsetof(EntryHeader, ns), 7, 1},
+        {"scalar type 9", offsetof(EntryHeader, scalar_type), 9, 1},
     };
     for (const Case& c : cases) {
         const auto b = with_entries([&](std::vector<unsigned char>& bytes, std::uint64_t e) {
@@ -553,15 +578,15 @@ TEST_F(HostileTest, BrokenVersionChainsEnd) {
     enum class Link { self, newest_of_key, forward, other_key, misaligned, header };
     std::map<std::uint64_t, std::uint64_t> newest;  // hash -> offset of its newest entry
     for (const std::uint64_t e : t_.entries) {
-        newest[peek<EntryHeader>(t_.bytes, e).hash] = e;
+        newest[entry_hash(t_.bytes, e)] = e;
     }
     // The first entries of key-0 and key-1: each key links to the other's.
     const std::uint64_t first[2] = {t_.entries[0], t_.entries[1]};
-    const std::uint64_t first_hash = peek<EntryHeader>(t_.bytes, first[0]).hash;
+    const std::uint64_t first_hash = entry_hash(t_.bytes, first[0]);
     for (const Link link : {Link::self, Link::newest_of_key, Link::forward, Link::other_key,
                             Link::misaligned, Link::header}) {
         auto b = with_entries([&](std::vector<unsigned char>& bytes, std::uint64_t e) {
-            const std::uint64_t hash = peek<EntryHeader>(bytes, e).hash;
+            const std::uint64_t hash = entry_hash(bytes, e);
             std::uint64_t prev = 0;
             switch (link) {
                 case Link::self:
@@ -583,7 +608,7 @@ TEST_F(HostileTest, BrokenVersionChainsEnd) {
                     prev = 8;
                     break;
             }
-            poke(bytes, e + offsetof(EntryHeader, prev_offset), prev);
+            poke(bytes, trailer_at(bytes, e) + offsetof(EntryTrailer, prev_offset), prev);
         });
         for (unsigned copy = 0; copy < 2; ++copy) {
             poke<std::uint64_t>(b, t_.copy_header_at(copy) + offsetof(CopyHeader, revision), 1);
@@ -624,9 +649,10 @@ TEST_F(HostileTest, FullIndexWithoutEmptySlotEnds) {
         for (unsigned copy = 0; copy < 2; ++copy) {
             for (std::uint64_t i = 0; i < t_.header.slot_count; ++i) {
                 const std::uint64_t at = t_.slot_at(copy, i);
-                poke<std::uint64_t>(b, at + offsetof(Slot, hash), 0x5a5a5a5a5a5a5a5aULL + i);
-                poke<std::uint64_t>(b, at + offsetof(Slot, offset),
-                                    entries_valid ? t_.entries[i % t_.entries.size()] : 0);
+                poke<std::uint64_t>(
+                    b, at,
+                    layout::slot_word(layout::slot_tag(0x5a5a5a5a5a5a5a5aULL + i),
+                                      entries_valid ? t_.entries[i % t_.entries.size()] : 0));
             }
         }
         const Outcome o = run(b);
@@ -644,7 +670,7 @@ TEST_F(HostileTest, FullIndexLargerThanTheProbeLimitIsCorrupt) {
     std::vector<unsigned char> b = big.bytes;
     for (unsigned copy = 0; copy < 2; ++copy) {
         for (std::uint64_t i = 0; i < big.header.slot_count; ++i) {
-            poke<std::uint64_t>(b, big.slot_at(copy, i) + offsetof(Slot, hash), 0x77ULL + i);
+            set_slot_hash(b, big.slot_at(copy, i), 0x77ULL + i);
         }
     }
     const Outcome o = run(b);
@@ -676,8 +702,7 @@ TEST_F(HostileTest, OddSequenceReadsTheWholeCopy) {
     std::vector<unsigned char> b = t_.bytes;
     std::mt19937_64 rng(7);
     for (std::uint64_t i = 0; i < t_.header.slot_count; ++i) {
-        poke<std::uint64_t>(b, t_.slot_at(0, i) + offsetof(Slot, hash), rng() | 1);
-        poke<std::uint64_t>(b, t_.slot_at(0, i) + offsetof(Slot, offset), rng());
+        poke<std::uint64_t>(b, t_.slot_at(0, i) + offsetof(Slot, word), rng() | 1);
     }
     const auto seq = peek<std::uint64_t>(b, offsetof(SegmentHeader, seq));
     ASSERT_EQ(seq % 2, 0u);

@@ -17,6 +17,7 @@
 
 #include "agent/segment/segment_writer.hpp"
 #include "yuxi/config/client.hpp"
+#include "yuxi/config/detail/layout_v1.hpp"
 #include "yuxi/config/layout.hpp"
 
 namespace yuxi::config {
@@ -27,6 +28,7 @@ using agent::SegmentWriter;
 using agent::WriterOptions;
 using layout::CopyHeader;
 using layout::EntryHeader;
+using layout::EntryTrailer;
 using layout::SegmentHeader;
 using layout::Slot;
 
@@ -70,37 +72,82 @@ TEST(LayoutTest, IndexAndEntryFieldsSitWhereReadersExpectThem) {
     EXPECT_EQ(offsetof(CopyHeader, used_slots), 16u);
     EXPECT_EQ(offsetof(CopyHeader, commit_ns), 24u);
 
-    // Two 8-byte words, never one 16-byte atomic: that would be a cmpxchg16b, which
-    // writes and faults on the readers' read-only mapping.
-    EXPECT_EQ(sizeof(Slot), 16u);
-    EXPECT_EQ(offsetof(Slot, hash), 0u);
-    EXPECT_EQ(offsetof(Slot, offset), 8u);
+    // One 8-byte word, loaded and stored whole: a plain move, never a cmpxchg16b, which
+    // writes and faults on the readers' read-only mapping. Eight slots per cache line.
+    EXPECT_EQ(sizeof(Slot), 8u);
+    EXPECT_EQ(layout::kCacheLine / sizeof(Slot), 8u);
     EXPECT_TRUE(std::atomic_ref<std::uint64_t>::is_always_lock_free);
     EXPECT_TRUE(std::atomic_ref<std::uint32_t>::is_always_lock_free);
+    EXPECT_EQ(layout::kOffsetBits, 40u);
+    EXPECT_EQ(layout::slot_word(0xabcdef, 0x1234567890), 0xabcdef1234567890ULL);
+    EXPECT_EQ(layout::slot_tag(0xabcdef0000000000ULL), 0xabcdefu);
+    EXPECT_EQ(layout::slot_tag(0x000000ffffffffffULL), 1u);  // a tag is never 0
 
-    EXPECT_EQ(sizeof(EntryHeader), 48u);
-    EXPECT_EQ(sizeof(EntryHeader) % layout::kAlign, 0u);
-    EXPECT_EQ(offsetof(EntryHeader, hash), 0u);
-    EXPECT_EQ(offsetof(EntryHeader, revision), 8u);
-    EXPECT_EQ(offsetof(EntryHeader, prev_offset), 16u);
-    EXPECT_EQ(offsetof(EntryHeader, value_len), 24u);
-    EXPECT_EQ(offsetof(EntryHeader, checksum), 32u);
-    EXPECT_EQ(offsetof(EntryHeader, key_len), 40u);
-    EXPECT_EQ(offsetof(EntryHeader, ns), 44u);
-    EXPECT_EQ(offsetof(EntryHeader, flags), 45u);
-    EXPECT_EQ(offsetof(EntryHeader, category_len), 46u);
-    EXPECT_EQ(offsetof(EntryHeader, reserved), 47u);
+    // What a lookup checks and a read returns sits in the entry's first 32 bytes; the key
+    // follows in the same cache line (entries start on one).
+    EXPECT_EQ(layout::kEntryAlign, layout::kCacheLine);
+    EXPECT_EQ(sizeof(EntryHeader), 32u);
+    EXPECT_EQ(offsetof(EntryHeader, key_len), 0u);
+    EXPECT_EQ(offsetof(EntryHeader, value_len), 4u);
+    EXPECT_EQ(offsetof(EntryHeader, ns), 8u);
+    EXPECT_EQ(offsetof(EntryHeader, flags), 9u);
+    EXPECT_EQ(offsetof(EntryHeader, category_len), 10u);
+    EXPECT_EQ(offsetof(EntryHeader, scalar_type), 11u);
+    EXPECT_EQ(offsetof(EntryHeader, extra_len), 12u);
+    EXPECT_EQ(offsetof(EntryHeader, scalar), 16u);
+    EXPECT_EQ(offsetof(EntryHeader, revision), 24u);
+    EXPECT_EQ(sizeof(EntryTrailer), 24u);
+    EXPECT_EQ(offsetof(EntryTrailer, prev_offset), 0u);
+    EXPECT_EQ(offsetof(EntryTrailer, hash), 8u);
+    EXPECT_EQ(offsetof(EntryTrailer, checksum), 16u);
+    EXPECT_EQ(static_cast<int>(layout::ScalarType::none), 0);
+    EXPECT_EQ(static_cast<int>(layout::ScalarType::boolean), 1);
+    EXPECT_EQ(static_cast<int>(layout::ScalarType::integer), 2);
+    EXPECT_EQ(static_cast<int>(layout::ScalarType::real), 3);
+    EXPECT_EQ(static_cast<int>(layout::ScalarType::string), 4);
+
+    EXPECT_EQ(sizeof(layout::WaitersPage), 128u);
+    EXPECT_EQ(offsetof(layout::WaitersPage, magic), 0u);
+    EXPECT_EQ(offsetof(layout::WaitersPage, version), 8u);
+    EXPECT_EQ(offsetof(layout::WaitersPage, sleep_until_ns), 64u);
+}
+
+// The previous release's layout, which this client still reads and the agent still
+// writes (--segment-layout 1): frozen.
+TEST(LayoutTest, LayoutOneIsFrozen) {
+    namespace v1 = layout::v1;
+    EXPECT_EQ(v1::kVersion, 1u);
+    EXPECT_EQ(v1::kFingerprint, 0x24314100u);
+    EXPECT_EQ(sizeof(v1::Slot), 16u);
+    EXPECT_EQ(offsetof(v1::Slot, hash), 0u);
+    EXPECT_EQ(offsetof(v1::Slot, offset), 8u);
+    EXPECT_EQ(sizeof(v1::EntryHeader), 48u);
+    EXPECT_EQ(offsetof(v1::EntryHeader, hash), 0u);
+    EXPECT_EQ(offsetof(v1::EntryHeader, revision), 8u);
+    EXPECT_EQ(offsetof(v1::EntryHeader, prev_offset), 16u);
+    EXPECT_EQ(offsetof(v1::EntryHeader, value_len), 24u);
+    EXPECT_EQ(offsetof(v1::EntryHeader, checksum), 32u);
+    EXPECT_EQ(offsetof(v1::EntryHeader, key_len), 40u);
+    EXPECT_EQ(offsetof(v1::EntryHeader, ns), 44u);
+    EXPECT_EQ(offsetof(v1::EntryHeader, flags), 45u);
+    EXPECT_EQ(offsetof(v1::EntryHeader, category_len), 46u);
+    EXPECT_EQ(offsetof(v1::EntryHeader, reserved), 47u);
+    EXPECT_EQ(v1::entry_size(0, 0, 0), 56u);
+    EXPECT_EQ(v1::entry_size(4, 3, 1), 64u);
+    EXPECT_EQ(v1::copy_bytes_for(16), sizeof(CopyHeader) + 16 * sizeof(v1::Slot));
 }
 
 // If this fails the layout changed: bump layout::kVersion, then update both numbers here.
 TEST(LayoutTest, VersionAndFingerprintArePinned) {
-    EXPECT_EQ(layout::kVersion, 1u);
-    EXPECT_EQ(layout::kFingerprint, 0x24314100u);
+    EXPECT_EQ(layout::kVersion, 2u);
+    EXPECT_EQ(layout::kFingerprint, 0x7420c1a8u);
     const auto expected = static_cast<std::uint32_t>(
         sizeof(SegmentHeader) ^ (sizeof(CopyHeader) << 8) ^ (sizeof(Slot) << 12) ^
         (sizeof(EntryHeader) << 16) ^ (offsetof(SegmentHeader, heartbeat_ns) << 20) ^
-        (offsetof(EntryHeader, key_len) << 24));
+        (offsetof(EntryHeader, revision) << 24) ^ (sizeof(layout::EntryTrailer) << 26) ^
+        (layout::kEntryAlign << 1) ^ layout::kOffsetBits);
     EXPECT_EQ(layout::kFingerprint, expected);
+    EXPECT_NE(layout::kFingerprint, layout::v1::kFingerprint);
 }
 
 // The magic reads as text in a hex dump of the segment.
@@ -111,25 +158,30 @@ TEST(LayoutTest, MagicSpellsTheFormatName) {
 }
 
 TEST(LayoutTest, EntrySizeAlignsAndRejectsUndescribableLengths) {
-    // header + key + category + value + NUL, rounded up to 8
-    EXPECT_EQ(layout::entry_size(0, 0, 0), 56u);
-    EXPECT_EQ(layout::entry_size(1, 0, 1), 56u);
-    EXPECT_EQ(layout::entry_size(4, 3, 0), 56u);
-    EXPECT_EQ(layout::entry_size(4, 3, 1), 64u);
-    EXPECT_EQ(layout::entry_size(8, 0, 7), 64u);
+    // header + key + category + value + NUL + extra, to 8, + trailer, to 64
+    EXPECT_EQ(layout::entry_size(0, 0, 0), 64u);
+    EXPECT_EQ(layout::entry_size(5, 0, 2), 64u);  // "top_k": 10
+    EXPECT_EQ(layout::entry_size(4, 3, 1), 128u);
+    EXPECT_EQ(layout::entry_size(20, 0, 100), 192u);
+    EXPECT_EQ(layout::entry_size(20, 0, 100, 99), 320u);
+    EXPECT_EQ(layout::trailer_at(5, 0, 2, 0), 40u);
+    EXPECT_EQ(layout::trailer_at(4, 3, 1, 0), 48u);
     for (std::uint64_t n = 0; n < 100; ++n) {
-        EXPECT_EQ(layout::entry_size(n, 0, n) % layout::kAlign, 0u);
-        EXPECT_GE(layout::entry_size(n, 0, n), sizeof(EntryHeader) + 2 * n + 1);
+        EXPECT_EQ(layout::entry_size(n, 0, n) % layout::kEntryAlign, 0u);
+        EXPECT_GE(layout::entry_size(n, 0, n),
+                  sizeof(EntryHeader) + 2 * n + 1 + sizeof(layout::EntryTrailer));
+        EXPECT_EQ(layout::trailer_at(n, 0, n, 0) % 8, 0u);
     }
     EXPECT_NE(layout::entry_size(layout::kMaxKeyLen, layout::kMaxCategoryLen, layout::kMaxValueLen),
               0u);
     EXPECT_EQ(layout::entry_size(layout::kMaxKeyLen + 1, 0, 0), 0u);
     EXPECT_EQ(layout::entry_size(0, layout::kMaxCategoryLen + 1, 0), 0u);
     EXPECT_EQ(layout::entry_size(0, 0, layout::kMaxValueLen + 1), 0u);
+    EXPECT_EQ(layout::entry_size(0, 0, 0, layout::kMaxValueLen + 1), 0u);
     EXPECT_EQ(layout::entry_size(~0ULL, ~0ULL, ~0ULL), 0u);
-    EXPECT_EQ(layout::align_up(0), 0u);
-    EXPECT_EQ(layout::align_up(1), 8u);
-    EXPECT_EQ(layout::align_up(8), 8u);
+    EXPECT_EQ(layout::align_up(0, 64), 0u);
+    EXPECT_EQ(layout::align_up(1, 64), 64u);
+    EXPECT_EQ(layout::align_up(64, 64), 64u);
     EXPECT_EQ(layout::copy_bytes_for(16), sizeof(CopyHeader) + 16 * sizeof(Slot));
 }
 
@@ -213,8 +265,9 @@ TEST_F(RejectionTest, NewerVersionAsksToUpgradeTheClient) {
     expect_refused(SegmentError::Kind::incompatible, "upgrade the client");
 }
 
+// Version 1 is read (see cross_version_test); anything older is not.
 TEST_F(RejectionTest, OlderVersionAsksToUpgradeTheAgent) {
-    poke(offsetof(SegmentHeader, version), layout::kVersion - 1);
+    poke(offsetof(SegmentHeader, version), std::uint32_t{0});
     expect_refused(SegmentError::Kind::incompatible, "upgrade the agent");
 }
 

@@ -330,5 +330,22 @@ TEST(OptionsTest, RedisAndRelaySettings) {
         std::string::npos);
 }
 
+// The previous release's layout, for one release, for clients built against its header.
+TEST(OptionsTest, SegmentLayout) {
+    EXPECT_EQ(parse({}).segment_layout, layout::kVersion);
+    EXPECT_EQ(parse({"--segment-layout", "1"}).segment_layout, 1u);
+    EXPECT_EQ(parse({"--segment-layout=2"}).segment_layout, 2u);
+    EXPECT_EQ(parse({}, {{"YUXI_CONFIG_SEGMENT_LAYOUT", "1"}}).segment_layout, 1u);
+    EXPECT_EQ(
+        parse({"--segment-layout", "2"}, {{"YUXI_CONFIG_SEGMENT_LAYOUT", "1"}}).segment_layout, 2u);
+    for (const char* bad : {"0", "3", "v1", "2.0"}) {
+        EXPECT_NE(error_of({"--segment-layout", bad}).find("--segment-layout"), std::string::npos)
+            << bad;
+    }
+    EXPECT_NE(
+        error_of({}, {{"YUXI_CONFIG_SEGMENT_LAYOUT", "3"}}).find("YUXI_CONFIG_SEGMENT_LAYOUT"),
+        std::string::npos);
+}
+
 }  // namespace
 }  // namespace yuxi::config::agent

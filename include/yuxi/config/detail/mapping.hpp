@@ -1,12 +1,16 @@
-// Read-only mappings of a segment, the futex readers sleep on, and the writer-lock probe.
+// Read-only mappings of a segment (layout 2, or 1 for an older agent), the futex readers
+// sleep on, the waiters page through which they ask to be woken, and the writer-lock probe.
 #pragma once
 
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <cerrno>
@@ -15,11 +19,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
 #include "yuxi/config/detail/segment_view.hpp"
+#include "yuxi/config/detail/segment_view_v1.hpp"
 #include "yuxi/config/errors.hpp"
 
 namespace yuxi::config {
@@ -58,11 +64,23 @@ inline std::string lock_path(const std::string& name) {
     return segment_path(name) + ".lock";
 }
 
+// The page through which readers ask to be woken (layout::WaitersPage).
+inline std::string waiters_path(const std::string& name) {
+    return segment_path(name) + ".waiters";
+}
+
 inline std::uint64_t monotonic_ns() noexcept {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
            static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// Why a segment of layout `version` cannot be read by this client, which reads 1 and 2.
+inline std::string unknown_version(std::uint32_t version) {
+    return "segment written by layout v" + std::to_string(version) + ", this client reads v" +
+           std::to_string(layout::v1::kVersion) + " and v" + std::to_string(layout::kVersion) +
+           ": upgrade the " + (version > layout::kVersion ? "client" : "agent");
 }
 
 // One read-only mapping of one segment file. Entries never change while the segment is
@@ -89,7 +107,7 @@ class Mapping {
             throw translate(name, e);
         }
         std::string error;
-        if (!m->view_.attach(m->region_.get_address(), m->region_.get_size(), error)) {
+        if (!m->attach(error)) {
             const bool version = error.find("layout") != std::string::npos;
             throw SegmentError(
                 version ? SegmentError::Kind::incompatible : SegmentError::Kind::corrupt,
@@ -98,11 +116,38 @@ class Mapping {
         return m;
     }
 
+    // The view of a layout-2 segment; unattached when legacy().
     const SegmentView& view() const noexcept { return view_; }
+    // A segment of layout 1, written by an older agent (or --segment-layout 1).
+    bool legacy() const noexcept { return legacy_; }
+    const v1::SegmentView& legacy_view() const noexcept { return legacy_view_; }
+    // The header's fields are where they are in both layouts.
+    const layout::SegmentHeader& header() const noexcept { return *header_; }
+    bool retired() const noexcept { return load_acquire(header_->retired) != 0; }
+    std::size_t size() const noexcept { return region_.get_size(); }
     const std::string& name() const noexcept { return name_; }
 
   private:
     Mapping() = default;
+
+    bool attach(std::string& error) {
+        const void* base = region_.get_address();
+        const std::size_t size = region_.get_size();
+        if (size >= layout::kHeaderSize) {
+            const auto* h = static_cast<const layout::SegmentHeader*>(base);
+            if (h->magic == layout::kMagic && h->version == layout::v1::kVersion) {
+                legacy_ = true;
+                header_ = h;
+                return legacy_view_.attach(base, size, error);
+            }
+            if (h->magic == layout::kMagic && h->version != layout::kVersion) {
+                error = unknown_version(h->version);
+                return false;
+            }
+        }
+        header_ = static_cast<const layout::SegmentHeader*>(base);
+        return view_.attach(base, size, error);
+    }
 
     static SegmentError translate(const std::string& name,
                                   const boost::interprocess::interprocess_exception& e) {
@@ -125,21 +170,75 @@ class Mapping {
 
     std::string name_;
     boost::interprocess::mapped_region region_;
+    const layout::SegmentHeader* header_ = nullptr;
     SegmentView view_;
+    bool legacy_ = false;
+    v1::SegmentView legacy_view_;
 };
 
-// Sleeps while the 32-bit word at `addr` equals `expected`, up to `timeout`. The segment
-// is a shared file mapping, so this is a shared (not private) futex; FUTEX_WAIT only reads
-// the word, which works on a read-only mapping.
-inline void futex_wait(const std::uint32_t* addr, std::uint32_t expected,
-                       std::chrono::nanoseconds timeout) noexcept {
-    if (timeout.count() <= 0) {
-        return;
+// The waiters page (layout::WaitersPage), mapped read-write: the one piece of shared
+// memory a reader writes, and only when it is about to sleep. Null if the agent made none
+// or this user may not write it; such a reader then wakes every few milliseconds instead.
+class WaitersMapping {
+  public:
+    static std::unique_ptr<WaitersMapping> open(const std::string& name) noexcept {
+        const int fd = ::open(waiters_path(name).c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+            return nullptr;
+        }
+        struct stat st {};
+        void* p = MAP_FAILED;
+        if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            st.st_size >= static_cast<off_t>(layout::kWaitersSize)) {
+            p = ::mmap(nullptr, layout::kWaitersSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        }
+        ::close(fd);
+        if (p == MAP_FAILED) {
+            return nullptr;
+        }
+        auto* page = static_cast<layout::WaitersPage*>(p);
+        if (load_acquire(page->magic) != layout::kWaitersMagic ||
+            load_relaxed(page->version) != layout::kWaitersVersion) {
+            ::munmap(p, layout::kWaitersSize);
+            return nullptr;
+        }
+        return std::unique_ptr<WaitersMapping>(new (std::nothrow) WaitersMapping(page));
     }
+
+    ~WaitersMapping() { ::munmap(page_, layout::kWaitersSize); }
+    WaitersMapping(const WaitersMapping&) = delete;
+    WaitersMapping& operator=(const WaitersMapping&) = delete;
+
+    // Raises the time until which some reader may sleep to at least `until_ns`. Always a
+    // read-modify-write, sequentially consistent: with the writer's bump of `notify` and its
+    // load of this word it forms the pair that guarantees either the writer sees this
+    // sleeper or the sleeper's FUTEX_WAIT sees the bump (and does not sleep).
+    void announce(std::uint64_t until_ns) noexcept {
+        std::atomic_ref<std::uint64_t> word(page_->sleep_until_ns);
+        std::uint64_t cur = word.load(std::memory_order_relaxed);
+        while (!word.compare_exchange_weak(cur, cur > until_ns ? cur : until_ns,
+                                           std::memory_order_seq_cst, std::memory_order_relaxed)) {
+        }
+    }
+
+    // The latest time until which some reader announced it may sleep.
+    std::uint64_t announced() const noexcept { return load_acquire(page_->sleep_until_ns); }
+
+  private:
+    explicit WaitersMapping(layout::WaitersPage* page) noexcept : page_(page) {}
+    layout::WaitersPage* page_;
+};
+
+// Sleeps while the 32-bit word at `addr` equals `expected`, until CLOCK_MONOTONIC reaches
+// `until_ns` at the latest (an absolute time, so the sleep never ends later than what the
+// reader announced in the waiters page). The segment is a shared file mapping, so this is
+// a shared futex; FUTEX_WAIT_BITSET only reads the word, which works on a read-only mapping.
+inline void futex_wait_until(const std::uint32_t* addr, std::uint32_t expected,
+                             std::uint64_t until_ns) noexcept {
     timespec ts{};
-    ts.tv_sec = static_cast<time_t>(timeout.count() / 1000000000);
-    ts.tv_nsec = static_cast<long>(timeout.count() % 1000000000);
-    syscall(SYS_futex, addr, FUTEX_WAIT, expected, &ts, nullptr, 0);
+    ts.tv_sec = static_cast<time_t>(until_ns / 1000000000ULL);
+    ts.tv_nsec = static_cast<long>(until_ns % 1000000000ULL);
+    syscall(SYS_futex, addr, FUTEX_WAIT_BITSET, expected, &ts, nullptr, FUTEX_BITSET_MATCH_ANY);
 }
 
 inline void futex_wake_all(std::uint32_t* addr) noexcept {

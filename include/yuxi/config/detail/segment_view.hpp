@@ -3,10 +3,16 @@
 // before use, and every loop is bounded, so a corrupt or hostile segment yields
 // SegmentView::Status::corrupt, never a crash, a hang or an out-of-bounds read.
 // The fuzz target tests/fuzz/segment_fuzz.cpp drives exactly this code.
+//
+// find_hit() is the lookup of the read path: it returns the entry's header only, and
+// everything a read needs is a few arithmetic operations away from it (see Hit). The
+// richer EntryRef is for snapshots, listings and the writer.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -14,7 +20,38 @@
 #include "yuxi/config/detail/hash.hpp"
 #include "yuxi/config/layout.hpp"
 
+#define YUXI_CONFIG_INLINE inline __attribute__((always_inline))
+
 namespace yuxi::config::detail {
+
+// The payload of an entry (key, category, value, NUL, extra) starts after its header.
+YUXI_CONFIG_INLINE const char* payload(const layout::EntryHeader* h) noexcept {
+    return reinterpret_cast<const char*>(h + 1);
+}
+
+YUXI_CONFIG_INLINE std::string_view value_of(const layout::EntryHeader* h) noexcept {
+    return {payload(h) + h->key_len + h->category_len, h->value_len};
+}
+
+YUXI_CONFIG_INLINE bool is_tombstone(const layout::EntryHeader* h) noexcept {
+    return (h->flags & layout::kEntryTombstone) != 0;
+}
+
+// The unescaped text of a string entry, or nothing; the range is checked against the entry.
+inline bool scalar_text(const layout::EntryHeader* h, std::string_view& out) noexcept {
+    if (h->scalar_type != static_cast<std::uint8_t>(layout::ScalarType::string)) {
+        return false;
+    }
+    const std::uint64_t at = h->scalar >> 32;
+    const std::uint64_t len = h->scalar & 0xffffffffULL;
+    const std::uint64_t payload_len = std::uint64_t{h->key_len} + h->category_len + h->value_len +
+                                      1 + std::uint64_t{h->extra_len};
+    if (at > payload_len || len > payload_len - at) {
+        return false;
+    }
+    out = std::string_view(payload(h) + at, len);
+    return true;
+}
 
 // A decoded entry; the views point into the mapping.
 struct EntryRef {
@@ -24,9 +61,17 @@ struct EntryRef {
     std::string_view category;
     std::string_view value;  // followed by a NUL in the mapping
 
-    bool tombstone() const noexcept { return (header->flags & layout::kEntryTombstone) != 0; }
+    bool tombstone() const noexcept { return is_tombstone(header); }
     std::uint64_t revision() const noexcept { return header->revision; }
     Namespace ns() const noexcept { return static_cast<Namespace>(header->ns); }
+    const layout::EntryTrailer& trailer() const noexcept {
+        return *reinterpret_cast<const layout::EntryTrailer*>(
+            reinterpret_cast<const char*>(header) +
+            layout::trailer_at(header->key_len, header->category_len, header->value_len,
+                               header->extra_len));
+    }
+    std::uint64_t prev_offset() const noexcept { return trailer().prev_offset; }
+    std::uint64_t hash() const noexcept { return trailer().hash; }
 };
 
 class SegmentView {
@@ -38,7 +83,21 @@ class SegmentView {
         EntryRef entry;
     };
 
+    // What the read path gets back: the entry's header when `status` is found. Small enough
+    // to travel in two registers.
+    struct Hit {
+        const layout::EntryHeader* entry = nullptr;
+        Status status = Status::not_found;
+
+        bool live() const noexcept { return status == Status::found && !is_tombstone(entry); }
+    };
+
     SegmentView() = default;
+
+    // The key hash of this layout.
+    static std::uint64_t hash_of(Namespace ns, std::string_view key) noexcept {
+        return key_hash(ns, key);
+    }
 
     // Checks the header against the mapping. On failure returns false and says why in
     // `error`, in words a person can act on.
@@ -76,8 +135,13 @@ class SegmentView {
         header_ = h;
         arena_begin_ = h->arena_offset;
         arena_end_ = h->arena_offset + h->arena_size;
+        last_entry_ = h->arena_size - layout::kEntryAlign;
         mask_ = h->slot_count - 1;
         probe_limit_ = h->slot_count < layout::kMaxProbe ? h->slot_count : layout::kMaxProbe;
+        slots_[0] =
+            reinterpret_cast<const layout::Slot*>(copy_base(0) + sizeof(layout::CopyHeader));
+        slots_[1] =
+            reinterpret_cast<const layout::Slot*>(copy_base(1) + sizeof(layout::CopyHeader));
         return true;
     }
 
@@ -94,31 +158,46 @@ class SegmentView {
         return *reinterpret_cast<const layout::CopyHeader*>(copy_base(copy));
     }
 
-    const layout::Slot* slots(unsigned copy) const noexcept {
-        return reinterpret_cast<const layout::Slot*>(copy_base(copy) + sizeof(layout::CopyHeader));
-    }
+    const layout::Slot* slots(unsigned copy) const noexcept { return slots_[copy & 1]; }
 
     std::uint64_t slot_count() const noexcept { return mask_ + 1; }
 
-    // The newest entry of `key` in index copy `copy` (0 or 1).
-    Lookup find(unsigned copy, Namespace ns, std::string_view key,
-                std::uint64_t hash) const noexcept {
-        const layout::Slot* table = slots(copy);
+    // The newest entry of `key` in index copy `copy` (0 or 1), for the read path.
+    YUXI_CONFIG_INLINE Hit find_hit(unsigned copy, Namespace ns, std::string_view key,
+                                    std::uint64_t hash) const noexcept {
+        const layout::Slot* table = slots_[copy & 1];
+        const std::uint64_t tag = layout::slot_tag(hash);
         std::uint64_t i = hash & mask_;
         for (std::uint64_t n = 0; n < probe_limit_; ++n, i = (i + 1) & mask_) {
-            const std::uint64_t h = load_acquire(table[i].hash);
-            if (h == 0) {
-                return {};
+            const std::uint64_t w = load_acquire(table[i].word);
+            if (w == 0) {
+                return {nullptr, Status::not_found};
             }
-            if (h != hash) {
+            if ((w >> layout::kOffsetBits) != tag) [[unlikely]] {
                 continue;
             }
-            Lookup r = match(load_acquire(table[i].offset), ns, key);
-            if (r.status != Status::not_found) {
-                return r;
+            const layout::EntryHeader* e = checked(w & layout::kOffsetMask);
+            if (e == nullptr) [[unlikely]] {
+                return {nullptr, Status::corrupt};
+            }
+            if (e->ns == static_cast<std::uint8_t>(ns) && e->key_len == key.size() &&
+                same_bytes(payload(e), key.data(), key.size())) [[likely]] {
+                return {e, Status::found};
             }
         }
-        return {probe_limit_ == mask_ + 1 ? Status::not_found : Status::corrupt, {}};
+        return {nullptr, probe_limit_ == mask_ + 1 ? Status::not_found : Status::corrupt};
+    }
+
+    // find_hit with the entry decoded.
+    Lookup find(unsigned copy, Namespace ns, std::string_view key,
+                std::uint64_t hash) const noexcept {
+        const Hit h = find_hit(copy, ns, key, hash);
+        Lookup r;
+        r.status = h.status;
+        if (h.status == Status::found) {
+            r.entry = ref(h.entry);
+        }
+        return r;
     }
 
     // Like find, but reads the slot in both copies at each probe position and keeps the
@@ -127,11 +206,10 @@ class SegmentView {
     // is whole, so the newer of the two is at least as new as any published revision.
     // This needs no latch and never retries: snapshots and iteration use it.
     Lookup find_newest(Namespace ns, std::string_view key, std::uint64_t hash) const noexcept {
-        const layout::Slot* t0 = slots(0);
-        const layout::Slot* t1 = slots(1);
+        const std::uint64_t tag = layout::slot_tag(hash);
         std::uint64_t i = hash & mask_;
         for (std::uint64_t n = 0; n < probe_limit_; ++n, i = (i + 1) & mask_) {
-            const std::uint64_t off = newest_offset(t0[i], t1[i], hash);
+            const std::uint64_t off = newest_offset(i, tag);
             if (off == kEmpty) {
                 return {};
             }
@@ -148,13 +226,13 @@ class SegmentView {
 
     // The newest entry of slot `i` across both copies (see find_newest), or nothing.
     Lookup slot_entry(std::uint64_t i) const noexcept {
-        const std::uint64_t h0 = load_acquire(slots(0)[i].hash);
-        const std::uint64_t h1 = load_acquire(slots(1)[i].hash);
-        const std::uint64_t h = h0 != 0 ? h0 : h1;
-        if (h == 0) {
+        const std::uint64_t w0 = load_acquire(slots_[0][i].word);
+        const std::uint64_t w1 = load_acquire(slots_[1][i].word);
+        const std::uint64_t w = w0 != 0 ? w0 : w1;
+        if (w == 0) {
             return {};
         }
-        const std::uint64_t off = newest_offset(slots(0)[i], slots(1)[i], h);
+        const std::uint64_t off = newest_offset(i, w >> layout::kOffsetBits);
         if (off == kEmpty || off == kOther) {
             return {Status::corrupt, {}};
         }
@@ -171,7 +249,7 @@ class SegmentView {
             if (e.header->revision <= revision) {
                 return {Status::found, e};
             }
-            const std::uint64_t prev = e.header->prev_offset;
+            const std::uint64_t prev = e.prev_offset();
             if (prev == 0) {
                 return {};
             }
@@ -188,21 +266,11 @@ class SegmentView {
 
     // Decodes the entry at `offset`, checking that all of it lies inside the arena.
     bool decode(std::uint64_t offset, EntryRef& out) const noexcept {
-        if (offset < arena_begin_ || offset % layout::kAlign != 0 || offset >= arena_end_ ||
-            arena_end_ - offset < sizeof(layout::EntryHeader)) {
+        const layout::EntryHeader* h = checked(offset);
+        if (h == nullptr) {
             return false;
         }
-        const auto* h = reinterpret_cast<const layout::EntryHeader*>(base_ + offset);
-        const std::uint64_t bytes = layout::entry_size(h->key_len, h->category_len, h->value_len);
-        if (bytes == 0 || bytes > arena_end_ - offset || h->ns > 1) {
-            return false;
-        }
-        const char* p = reinterpret_cast<const char*>(h + 1);
-        out.header = h;
-        out.offset = offset;
-        out.key = std::string_view(p, h->key_len);
-        out.category = std::string_view(p + h->key_len, h->category_len);
-        out.value = std::string_view(p + h->key_len + h->category_len, h->value_len);
+        out = ref(h);
         return true;
     }
 
@@ -214,20 +282,55 @@ class SegmentView {
         return base_ + header_->index_offset + copy * header_->copy_bytes;
     }
 
-    static std::uint64_t newest_offset(const layout::Slot& a, const layout::Slot& b,
-                                       std::uint64_t hash) noexcept {
-        const std::uint64_t ha = load_acquire(a.hash);
-        const std::uint64_t hb = load_acquire(b.hash);
-        if (ha == 0 && hb == 0) {
+    // The header of the entry at `offset` if all of the entry lies inside the arena, with
+    // lengths the format can describe and a known namespace; else nullptr.
+    YUXI_CONFIG_INLINE const layout::EntryHeader* checked(std::uint64_t offset) const noexcept {
+        // Unsigned: an offset before the arena wraps around and fails too. An entry takes
+        // at least kEntryAlign bytes.
+        const std::uint64_t at = offset - arena_begin_;
+        if (at > last_entry_ || (offset & (layout::kEntryAlign - 1)) != 0) [[unlikely]] {
+            return nullptr;
+        }
+        const auto* h = reinterpret_cast<const layout::EntryHeader*>(base_ + offset);
+        const std::uint64_t bytes =
+            layout::entry_size(h->key_len, h->category_len, h->value_len, h->extra_len);
+        if (bytes == 0 || bytes > arena_end_ - offset || h->ns > 1 ||
+            h->scalar_type > static_cast<std::uint8_t>(layout::ScalarType::string)) [[unlikely]] {
+            return nullptr;
+        }
+        return h;
+    }
+
+    EntryRef ref(const layout::EntryHeader* h) const noexcept {
+        EntryRef e;
+        const char* p = payload(h);
+        e.header = h;
+        e.offset = static_cast<std::uint64_t>(reinterpret_cast<const unsigned char*>(h) - base_);
+        e.key = std::string_view(p, h->key_len);
+        e.category = std::string_view(p + h->key_len, h->category_len);
+        e.value = std::string_view(p + h->key_len + h->category_len, h->value_len);
+        return e;
+    }
+
+    // The larger offset of slot `i`'s two copies among those carrying `tag`; kEmpty if
+    // both are empty, kOther if neither carries the tag.
+    std::uint64_t newest_offset(std::uint64_t i, std::uint64_t tag) const noexcept {
+        const std::uint64_t a = load_acquire(slots_[0][i].word);
+        const std::uint64_t b = load_acquire(slots_[1][i].word);
+        if (a == 0 && b == 0) {
             return kEmpty;
         }
-        if (ha != hash && hb != hash) {
+        const bool ma = a != 0 && (a >> layout::kOffsetBits) == tag;
+        const bool mb = b != 0 && (b >> layout::kOffsetBits) == tag;
+        if (!ma && !mb) {
             return kOther;
         }
-        const std::uint64_t oa = ha == hash ? load_acquire(a.offset) : 0;
-        const std::uint64_t ob = hb == hash ? load_acquire(b.offset) : 0;
-        // Entries are appended, so within one segment a larger offset is a newer entry.
-        return oa > ob ? oa : ob;
+        const std::uint64_t oa = ma ? a & layout::kOffsetMask : 0;
+        const std::uint64_t ob = mb ? b & layout::kOffsetMask : 0;
+        // Entries are appended, so within one segment a larger offset is a newer entry. A
+        // hostile offset of 0 or 1 must not pass for kEmpty or kOther: it is corrupt.
+        const std::uint64_t off = oa > ob ? oa : ob;
+        return off <= kOther ? layout::kHeaderSize - 1 : off;
     }
 
     Lookup match(std::uint64_t offset, Namespace ns, std::string_view key) const noexcept {
@@ -246,7 +349,8 @@ class SegmentView {
 
     static bool geometry_ok(const layout::SegmentHeader& h, std::size_t size) noexcept {
         const std::uint64_t n = h.slot_count;
-        if (h.total_size > size || n == 0 || (n & (n - 1)) != 0 || n > (1ULL << 40)) {
+        if (h.total_size > size || h.total_size > layout::kMaxSegmentBytes || n == 0 ||
+            (n & (n - 1)) != 0 || n > (1ULL << 36)) {
             return false;
         }
         if (h.copy_bytes != layout::copy_bytes_for(n) || h.index_offset < layout::kHeaderSize ||
@@ -257,15 +361,18 @@ class SegmentView {
             return false;
         }
         const std::uint64_t index_end = h.index_offset + 2 * h.copy_bytes;
-        return h.arena_offset >= index_end && h.arena_offset % layout::kAlign == 0 &&
-               h.arena_offset <= h.total_size && h.arena_size <= h.total_size - h.arena_offset;
+        return h.arena_offset >= index_end && h.arena_offset % layout::kEntryAlign == 0 &&
+               h.arena_offset <= h.total_size && h.arena_size <= h.total_size - h.arena_offset &&
+               h.arena_size >= layout::kEntryAlign;
     }
 
     const unsigned char* base_ = nullptr;
     std::size_t size_ = 0;
     const layout::SegmentHeader* header_ = nullptr;
+    const layout::Slot* slots_[2] = {nullptr, nullptr};
     std::uint64_t arena_begin_ = 0;
     std::uint64_t arena_end_ = 0;
+    std::uint64_t last_entry_ = 0;  // the arena offset past which no entry fits
     std::uint64_t mask_ = 0;
     std::uint64_t probe_limit_ = 0;
 };

@@ -1,0 +1,60 @@
+// The files around a segment, shared by the writers of both layouts: the writer lock, the
+// replaced segment's second name, stale temporaries, new segment files, the waiters page,
+// and retiring a replaced segment of either layout.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "yuxi/config/layout.hpp"
+
+namespace yuxi::config::agent::files {
+
+std::uint64_t realtime_ns() noexcept;
+std::uint64_t coarse_monotonic_ns() noexcept;
+std::string errno_text();
+
+// The segment being replaced also has this name from just before the rename until it is
+// retired. Its readers look only at its `retired` flag, so if the writer dies in between,
+// this name is how the next writer finds the segment to retire them from it.
+std::string retiring_path(const std::string& name);
+
+// Takes the OFD write lock of segment `name`; throws WriterError naming the holder.
+int take_writer_lock(const std::string& name);
+
+// Retires and unlinks what a dead writer left under `name.tmp.*`.
+void remove_stale_temporaries(const std::string& name);
+
+// A segment of either layout mapped read-write, to retire it once it is replaced.
+struct OldSegment {
+    unsigned char* base = nullptr;
+    std::size_t size = 0;
+
+    // The segment now under `name` if it is one (layout 1 or 2), else nothing.
+    static OldSegment open(const std::string& name);
+
+    // Sets `retired`, wakes its sleepers and unmaps it.
+    void retire() noexcept;
+    void unmap() noexcept;
+};
+
+// A new, empty segment file under a temporary name, mapped read-write.
+struct NewFile {
+    std::string path;
+    unsigned char* base = nullptr;
+    std::uint64_t size = 0;
+};
+// Creates `total` bytes at `path` (mode 0640, whatever the umask); throws WriterError.
+NewFile create_segment_file(const std::string& path, std::uint64_t total);
+
+// Renames the new segment at `temporary` over `name`, first giving the replaced one its
+// second name (retiring_path); throws WriterError.
+void rename_over(const std::string& temporary, const std::string& name);
+
+// Maps (creating it if need be, mode 0660) the waiters page of `name`; null on failure,
+// in which case the writer wakes sleepers after every publish, as without the page.
+layout::WaitersPage* map_waiters_page(const std::string& name) noexcept;
+void unmap_waiters_page(layout::WaitersPage* page) noexcept;
+
+}  // namespace yuxi::config::agent::files
