@@ -29,7 +29,7 @@
 #include <string_view>
 #include <vector>
 
-#include "segment_writer.hpp"
+#include "agent/segment/segment_writer.hpp"
 #include "yuxi/config/client.hpp"
 
 namespace {

@@ -449,10 +449,12 @@ void open_readers() {
             std::string_view(static_cast<const char*>(val.mv_data), val.mv_size) == d.values[i];
         const auto pinned = g_client->pin().view(d.key(i));
         const auto typed = g_int_client->get<std::int64_t>(d.key(i));
+        const auto int_it = g_int_map.find(d.key(i));
         if (!a || *a != d.values[i] || b == g_map.end() || b->second != d.values[i] || !r ||
             std::string_view(buf, r.size) != d.values[i] || !v || v->data() != d.values[i] ||
-            pinned != d.values[i] || typed != d.ints[i] || g_int_map.at(d.key(i)) != d.ints[i] ||
-            !lmdb_ok || g_client->get(d.miss(i)) || g_map.contains(d.miss(i))) {
+            pinned != d.values[i] || typed != d.ints[i] || int_it == g_int_map.end() ||
+            int_it->second != d.ints[i] || !lmdb_ok || g_client->get(d.miss(i)) ||
+            g_map.contains(d.miss(i))) {
             std::fprintf(stderr, "read_bench: readers disagree at key %zu\n", i);
             std::exit(1);
         }

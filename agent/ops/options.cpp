@@ -53,7 +53,7 @@ struct FlagSpec {
     Arity arity;
 };
 
-constexpr std::array<FlagSpec, 37> kFlags = {{
+constexpr std::array<FlagSpec, 38> kFlags = {{
     {"mode", "CONFIG_MODE", Arity::single},
     {"config-file", "YUXI_CONFIG_FILE", Arity::repeat},
     {"metadata", "YUXI_METADATA", Arity::repeat},

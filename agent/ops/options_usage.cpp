@@ -34,6 +34,9 @@ variable; a flag wins over its variable. See docs/configuration.md.
   --max-value-bytes SIZE    YUXI_CONFIG_MAX_VALUE_BYTES: largest value published
                             (bytes, or with K/M/G/KiB/MiB/GiB); larger values are
                             refused and logged. Default: 64MiB
+  --segment-layout N        YUXI_CONFIG_SEGMENT_LAYOUT: 2, or 1 for clients built
+                            against the previous release's header (this release
+                            only). Default: 2
   --log-level LEVEL         LOG_LEVEL: trace, debug, info, warn, error, critical,
                             off. Default: info
   --log-format FORMAT       LOG_FORMAT: human, or json (one object per line).

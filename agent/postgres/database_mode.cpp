@@ -153,7 +153,7 @@ std::vector<Change> DatabaseMode::published_entries() const {
         return out;
     }
     out.reserve(publisher_.writer().live_entries());
-    publisher_.writer().for_each([&](const detail::EntryRef& e) {
+    publisher_.writer().for_each([&](const auto& e) {
         out.push_back({e.ns(), std::string(e.key), std::string(e.value), std::string(e.category)});
     });
     return out;
@@ -297,7 +297,7 @@ bool DatabaseMode::publish_entries(std::vector<Change>&& loaded, std::uint64_t r
                 want.emplace(entry_id(c.ns, c.key), &c);
             }
             std::vector<Change> diff;
-            publisher_.writer().for_each([&](const detail::EntryRef& e) {
+            publisher_.writer().for_each([&](const auto& e) {
                 std::string id = entry_id(e.ns(), e.key);
                 const auto it = want.find(id);
                 if (it == want.end()) {

@@ -14,6 +14,7 @@ WriterOptions writer_options(const Options& options) {
     WriterOptions wo;
     wo.name = options.segment;
     wo.max_value_bytes = options.max_value_bytes;
+    wo.layout = options.segment_layout;
     return wo;
 }
 

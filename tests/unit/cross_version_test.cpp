@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "segment_writer.hpp"
+#include "agent/segment/segment_writer.hpp"
 #include "yuxi/config/client.hpp"
 #include "yuxi/config/detail/segment_view_v1.hpp"
 

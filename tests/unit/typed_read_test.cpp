@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "segment_writer.hpp"
+#include "agent/segment/segment_writer.hpp"
 #include "support/sanitized.hpp"
 #include "yuxi/config/client.hpp"
 #include "yuxi/config/detail/json_text.hpp"

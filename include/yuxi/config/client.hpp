@@ -53,9 +53,9 @@
 
 #include "yuxi/config/detail/json_text.hpp"
 #include "yuxi/config/detail/mapping.hpp"
-#include "yuxi/config/errors.hpp"
 #include "yuxi/config/detail/reads.hpp"
 #include "yuxi/config/detail/thread_cache.hpp"
+#include "yuxi/config/errors.hpp"
 #include "yuxi/config/layout.hpp"
 #include "yuxi/config/snapshot.hpp"
 
