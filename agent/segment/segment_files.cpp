@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string_view>
@@ -142,6 +143,28 @@ int take_writer_lock(const std::string& name) {
         throw WriterError("cannot lock " + path + ": " + std::strerror(err));
     }
     return fd;
+}
+
+std::uint64_t prefault_arena(unsigned char* base, std::uint64_t size, std::uint64_t prefaulted,
+                             std::uint64_t end) noexcept {
+    if (end <= prefaulted) {
+        return prefaulted;
+    }
+    const std::uint64_t from = prefaulted / kPage * kPage;
+    const std::uint64_t to = std::min<std::uint64_t>(round_up(end + kPrefaultStep, kPage), size);
+    if (to > from) {
+#ifdef MADV_POPULATE_WRITE
+        if (::madvise(base + from, to - from, MADV_POPULATE_WRITE) != 0)
+#endif
+        {
+            // Older kernels: touching a byte per page faults it in. Nothing reachable by
+            // readers lies past arena_used, so these writes race with no one.
+            for (std::uint64_t p = std::max(from, prefaulted); p < to; p += kPage) {
+                base[p] = 0;
+            }
+        }
+    }
+    return to;
 }
 
 NewFile create_segment_file(const std::string& path, std::uint64_t total) {

@@ -11,6 +11,14 @@
 
 namespace yuxi::config::agent::files {
 
+inline constexpr std::uint64_t kPage = 4096;
+// How far ahead of the arena's end pages are faulted in, in one system call per step.
+inline constexpr std::uint64_t kPrefaultStep = 1ULL << 20;
+
+constexpr std::uint64_t round_up(std::uint64_t n, std::uint64_t to) noexcept {
+    return (n + to - 1) / to * to;
+}
+
 std::uint64_t realtime_ns() noexcept;
 std::uint64_t coarse_monotonic_ns() noexcept;
 std::string errno_text();
@@ -47,6 +55,12 @@ struct NewFile {
 };
 // Creates `total` bytes at `path` (mode 0640, whatever the umask); throws WriterError.
 NewFile create_segment_file(const std::string& path, std::uint64_t total);
+
+// Faults in the pages of [prefaulted, end + a step) of a mapping of `size` bytes ahead of
+// the writes that will need them, so that an apply does not take its page faults one by
+// one; returns the new prefaulted end.
+std::uint64_t prefault_arena(unsigned char* base, std::uint64_t size, std::uint64_t prefaulted,
+                             std::uint64_t end) noexcept;
 
 // Renames the new segment at `temporary` over `name`, first giving the replaced one its
 // second name (retiring_path); throws WriterError.

@@ -36,12 +36,11 @@ using detail::load_relaxed;
 using detail::store_relaxed;
 using detail::store_release;
 
-constexpr std::uint64_t kPage = 4096;
-constexpr std::uint64_t kPrefaultStep = 1ULL << 20;
-
-std::uint64_t round_up(std::uint64_t n, std::uint64_t to) {
-    return (n + to - 1) / to * to;
-}
+using files::create_segment_file;
+using files::kPage;
+using files::NewFile;
+using files::prefault_arena;
+using files::round_up;
 
 std::optional<std::string_view> value_of(const Change& c) {
     if (!c.value) {
@@ -323,24 +322,7 @@ void LegacyWriter::mark_stopped() noexcept {
 }
 
 void LegacyWriter::prefault(std::uint64_t end) noexcept {
-    if (end <= prefaulted_) {
-        return;
-    }
-    const std::uint64_t from = prefaulted_ / kPage * kPage;
-    const std::uint64_t to = std::min<std::uint64_t>(round_up(end + kPrefaultStep, kPage), size_);
-    if (to > from) {
-#ifdef MADV_POPULATE_WRITE
-        if (::madvise(base_ + from, to - from, MADV_POPULATE_WRITE) != 0)
-#endif
-        {
-            // Older kernels: touching a byte per page faults it in. Nothing reachable by
-            // readers lies past arena_used, so these writes race with no one.
-            for (std::uint64_t p = std::max(from, prefaulted_); p < to; p += kPage) {
-                base_[p] = 0;
-            }
-        }
-    }
-    prefaulted_ = to;
+    prefaulted_ = prefault_arena(base_, size_, prefaulted_, end);
 }
 
 // Creates a new segment at the name holding the live entries of the current one (if
@@ -423,27 +405,12 @@ std::string LegacyWriter::map_new(std::uint64_t keys, std::uint64_t bytes) {
         kPage);
     const std::string path = detail::segment_path(
         options_.name + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(compactions_));
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        throw WriterError("cannot create " + path + ": " + errno_text());
-    }
-    ::fchmod(fd, 0640);  // whatever the umask
     const std::uint64_t copy = lv1::copy_bytes_for(slots);
     const std::uint64_t arena_offset = round_up(layout::kHeaderSize + 2 * copy, kPage);
     const std::uint64_t total = arena_offset + arena;
-    void* p = MAP_FAILED;
-    if (::ftruncate(fd, static_cast<off_t>(total)) == 0) {
-        p = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    }
-    const std::string why = errno_text();
-    ::close(fd);
-    if (p == MAP_FAILED) {
-        ::unlink(path.c_str());
-        throw WriterError("cannot create a " + std::to_string(total) + "-byte segment " + path +
-                          ": " + why + " (is /dev/shm large enough?)");
-    }
-    base_ = static_cast<unsigned char*>(p);
-    size_ = total;
+    const NewFile file = create_segment_file(path, total);
+    base_ = file.base;
+    size_ = file.size;
 #ifdef MADV_POPULATE_WRITE
     ::madvise(base_, arena_offset, MADV_POPULATE_WRITE);  // the index, before any batch
 #endif

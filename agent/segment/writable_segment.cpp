@@ -21,12 +21,8 @@ using detail::load_relaxed;
 using detail::store_relaxed;
 using detail::store_release;
 
-constexpr std::uint64_t kPage = 4096;
-constexpr std::uint64_t kPrefaultStep = 1ULL << 20;
-
-std::uint64_t round_up(std::uint64_t n, std::uint64_t to) {
-    return (n + to - 1) / to * to;
-}
+using files::kPage;
+using files::round_up;
 
 std::uint64_t extra_len(const Scalar& s) {
     return s.escaped ? s.text.size() + 1 : 0;
@@ -281,24 +277,7 @@ void WritableSegment::set_copy_headers(std::uint64_t revision, std::uint64_t com
 }
 
 void WritableSegment::prefault(std::uint64_t end) noexcept {
-    if (end <= prefaulted) {
-        return;
-    }
-    const std::uint64_t from = prefaulted / kPage * kPage;
-    const std::uint64_t to = std::min<std::uint64_t>(round_up(end + kPrefaultStep, kPage), size);
-    if (to > from) {
-#ifdef MADV_POPULATE_WRITE
-        if (::madvise(base + from, to - from, MADV_POPULATE_WRITE) != 0)
-#endif
-        {
-            // Older kernels: touching a byte per page faults it in. Nothing reachable by
-            // readers lies past arena_used, so these writes race with no one.
-            for (std::uint64_t p = std::max(from, prefaulted); p < to; p += kPage) {
-                base[p] = 0;
-            }
-        }
-    }
-    prefaulted = to;
+    prefaulted = files::prefault_arena(base, size, prefaulted, end);
 }
 
 void WritableSegment::prefetch_next() const noexcept {

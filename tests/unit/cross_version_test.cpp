@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "agent/segment/segment_writer.hpp"
+#include "segment_test_support.hpp"
 #include "yuxi/config/client.hpp"
 #include "yuxi/config/detail/segment_view_v1.hpp"
 
@@ -51,21 +52,8 @@ bool eventually(Pred&& pred) {
     return true;
 }
 
-class CrossVersionTest : public ::testing::Test {
+class CrossVersionTest : public test::SmallSegmentTest {
   protected:
-    void SetUp() override {
-        options_.name = "yuxi-h1-xver-" + std::to_string(::getpid()) + "-" +
-                        ::testing::UnitTest::GetInstance()->current_test_info()->name();
-        options_.min_arena_bytes = 1 << 16;
-        options_.min_slots = 16;
-        options_.max_value_bytes = 4096;
-    }
-    void TearDown() override {
-        ::unlink(detail::segment_path(options_.name).c_str());
-        ::unlink(detail::lock_path(options_.name).c_str());
-        ::unlink(detail::waiters_path(options_.name).c_str());
-    }
-
     WriterOptions layout(std::uint32_t version) const {
         WriterOptions o = options_;
         o.layout = version;
@@ -80,7 +68,6 @@ class CrossVersionTest : public ::testing::Test {
         set("escaped", "\"a\\\"b\""),
         set("global_metadata", "{\"databases\":{}}", Namespace::metadata),
     };
-    WriterOptions options_;
 };
 
 TEST_F(CrossVersionTest, AgentWritesLayoutOneOnRequest) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "agent/segment/segment_writer.hpp"
+#include "segment_test_support.hpp"
 #include "support/sanitized.hpp"
 #include "yuxi/config/client.hpp"
 #include "yuxi/config/detail/json_text.hpp"
@@ -28,22 +29,7 @@ Change set(std::string key, std::string value) {
     return Change{Namespace::config, std::move(key), std::move(value), ""};
 }
 
-class TypedReadTest : public ::testing::Test {
-  protected:
-    void SetUp() override {
-        options_.name = "yuxi-h1-typed-" + std::to_string(::getpid()) + "-" +
-                        ::testing::UnitTest::GetInstance()->current_test_info()->name();
-        options_.min_arena_bytes = 1 << 16;
-        options_.min_slots = 16;
-        options_.max_value_bytes = 4096;
-    }
-    void TearDown() override {
-        ::unlink(detail::segment_path(options_.name).c_str());
-        ::unlink(detail::lock_path(options_.name).c_str());
-        ::unlink(detail::waiters_path(options_.name).c_str());
-    }
-    WriterOptions options_;
-};
+using TypedReadTest = test::SmallSegmentTest;
 
 // JSON texts of every kind a typed read must agree with parsing on.
 const std::vector<std::string>& corpus() {
