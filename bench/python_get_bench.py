@@ -3,7 +3,7 @@
 
 - yuxi_config Client.get (decoded, cached per entry), and get_raw (the JSON text);
 - a dict lookup + json.loads of the same JSON text (what decoding per read costs);
-- a plain dict lookup of the already-decoded value (the floor);
+- a plain dict lookup of the already-decoded value (the floor), and of an integer;
 - redis-py GET of the same text over loopback (the seed's L2).
 
     /usr/bin/python3 bench/python_get_bench.py BUILD_DIR   # needs YUXI_TEST_REDIS_PORT
@@ -44,7 +44,7 @@ def main():
     text = json.dumps(value, separators=(",", ":"))
     (work / "base.toml").write_text(
         'embed = { name = "bge-m3", dim = 1024, base_url = "https://api.siliconflow.cn/v1", '
-        "batch = 32 }\n")
+        "batch = 32 }\ntop_k = 10\n")
     (work / "none.json").write_text("{}")
     segment = f"yuxi-pybench-{os.getpid()}"
     agent = subprocess.Popen([str(build / "bin/yuxi-config-agent"), "--segment", segment,
@@ -62,7 +62,8 @@ def main():
         r = redis.Redis(host=os.environ.get("YUXI_TEST_REDIS_HOST", "127.0.0.1"),
                         port=int(os.environ["YUXI_TEST_REDIS_PORT"]))
         r.set("yuxi:bench:embed", raw)
-        decoded = {"embed": value}
+        assert c.get("top_k") == 10
+        decoded = {"embed": value, "top_k": 10}
         texts = {"embed": raw}
         n = 200_000
         rows = [
@@ -73,6 +74,9 @@ def main():
             ("dict lookup of the decoded value", best_ns("d['embed']", {"d": decoded}, n)),
             ("dict `.get` of the decoded value", best_ns("g('embed')", {"g": decoded.get}, n)),
             ("redis-py `GET` over loopback", best_ns("r.get('yuxi:bench:embed')", {"r": r}, 2000)),
+            # An integer: built from the scalar the agent stored, no JSON parse.
+            ("yuxi_config `Client.get` of an integer", best_ns("get('top_k')", {"get": c.get}, n)),
+            ("dict lookup of an integer", best_ns("d['top_k']", {"d": decoded}, n)),
         ]
     finally:
         agent.send_signal(signal.SIGTERM)
@@ -96,6 +100,7 @@ def main():
         else:
             print(f"| {name} | {ns:,.0f} | {get_ns / ns:.2f}x slower |")
     loads, plain, redis_ns = rows[2][1], rows[3][1], rows[5][1]
+    int_get, int_plain = rows[6][1], rows[7][1]
     print()
     print(f"- no slower than dict + json.loads: {'met' if get_ns <= loads else 'MISSED'} "
           f"({loads / get_ns:.1f}x faster)")
@@ -103,6 +108,8 @@ def main():
           f"({get_ns / plain:.2f}x)")
     print(f"- at least 50x faster than redis-py GET: {'met' if redis_ns >= 50 * get_ns else 'MISSED'}"
           f" ({redis_ns / get_ns:.0f}x)")
+    print(f"- an integer within 3x of a plain dict lookup: "
+          f"{'met' if int_get <= 3 * int_plain else 'MISSED'} ({int_get / int_plain:.2f}x)")
 
 
 if __name__ == "__main__":
