@@ -107,8 +107,8 @@ class Pin {
     Pin& operator=(const Pin&) = delete;
 
     // The JSON text of `key`, in place (NUL-terminated), or nothing.
-    std::optional<std::string_view> view(std::string_view key,
-                                         Namespace ns = Namespace::config) const noexcept {
+    YUXI_CONFIG_INLINE std::optional<std::string_view> view(
+        std::string_view key, Namespace ns = Namespace::config) const noexcept {
         if (legacy_) [[unlikely]] {
             const auto h = detail::legacy_find(map_->legacy_view(), ns, key);
             return h.live() ? std::optional<std::string_view>(h.value) : std::nullopt;
@@ -124,7 +124,8 @@ class Pin {
     // string unescaped, in place), read from the scalar the agent stored; nothing if the
     // key is absent or its JSON does not hold a T (a string is not a number).
     template <class T>
-    std::optional<T> get(std::string_view key, Namespace ns = Namespace::config) const noexcept {
+    YUXI_CONFIG_INLINE std::optional<T> get(std::string_view key,
+                                            Namespace ns = Namespace::config) const noexcept {
         static_assert(detail::kTypedScalar<T> || std::is_same_v<T, std::string_view>,
                       "Pin::get supports bool, std::int64_t, double and std::string_view");
         if (legacy_) [[unlikely]] {
@@ -169,7 +170,8 @@ class Client {
     const std::string& name() const noexcept { return state_->name; }
 
     // The JSON text of `key`, or nothing.
-    std::optional<std::string> get(std::string_view key, Namespace ns = Namespace::config) const {
+    YUXI_CONFIG_INLINE std::optional<std::string> get(std::string_view key,
+                                                      Namespace ns = Namespace::config) const {
         const detail::Mapping& m = mapping();
         if (m.legacy()) [[unlikely]] {
             const auto h = detail::legacy_find(m.legacy_view(), ns, key);
@@ -186,7 +188,8 @@ class Client {
     // agent stored beside the JSON text: no parsing. Nothing if the key is absent or its
     // JSON does not hold a T. For strings without a copy, use Pin::get<std::string_view>.
     template <class T>
-    std::optional<T> get(std::string_view key, Namespace ns = Namespace::config) const noexcept {
+    YUXI_CONFIG_INLINE std::optional<T> get(std::string_view key,
+                                            Namespace ns = Namespace::config) const noexcept {
         static_assert(
             !std::is_same_v<T, std::string_view>,
             "a std::string_view needs a Pin to stay valid: cfg.pin().get<std::string_view>");
@@ -204,8 +207,8 @@ class Client {
     }
 
     // Copies the JSON text of `key` into `buffer`; allocates nothing.
-    ReadResult read(std::string_view key, std::span<char> buffer,
-                    Namespace ns = Namespace::config) const noexcept {
+    YUXI_CONFIG_INLINE ReadResult read(std::string_view key, std::span<char> buffer,
+                                       Namespace ns = Namespace::config) const noexcept {
         const detail::Mapping& m = mapping();
         std::string_view value;
         if (m.legacy()) [[unlikely]] {
@@ -236,7 +239,8 @@ class Client {
 
     // The value of `key` in place, without copying it; the Value keeps its mapping alive
     // (one reference count per view). In a loop of many reads, a Pin is cheaper.
-    std::optional<Value> view(std::string_view key, Namespace ns = Namespace::config) const {
+    YUXI_CONFIG_INLINE std::optional<Value> view(std::string_view key,
+                                                 Namespace ns = Namespace::config) const {
         const detail::ThreadSlot& slot = thread_slot();
         if (slot.map->legacy()) [[unlikely]] {
             const auto h = detail::legacy_find(slot.map->legacy_view(), ns, key);
