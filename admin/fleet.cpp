@@ -239,13 +239,11 @@ std::size_t Fleet::wait(std::uint64_t revision, std::chrono::milliseconds timeou
                 refusing.push_back(a);
             }
         }
-        // Fails once no live agent is still behind, so that the error names every pod that
-        // refuses (one a heartbeat behind may report the same refusal a moment later), or at
-        // the deadline with those known by then.
-        const bool all_applied =
-            std::all_of(agents.begin(), agents.end(),
-                        [&](const AgentStatus& a) { return a.revision >= revision; });
-        if (!refusing.empty() && (all_applied || Clock::now() >= deadline)) {
+        // The agents still behind. A refusal fails the wait once none is (so that the error
+        // names every pod that refuses: one a heartbeat behind may report the same refusal
+        // a moment later), or at the deadline with those known by then.
+        std::erase_if(agents, [&](const AgentStatus& a) { return a.revision >= revision; });
+        if (!refusing.empty() && (agents.empty() || Clock::now() >= deadline)) {
             std::string why = std::to_string(refusing.size()) +
                               " agent(s) refused a value up to revision " +
                               std::to_string(revision) + " and keep its last good one:";
@@ -263,7 +261,6 @@ std::size_t Fleet::wait(std::uint64_t revision, std::chrono::milliseconds timeou
                             why + "; a valid write of the key clears it (yuxi-configctl agents)",
                             revision, std::move(refusing));
         }
-        std::erase_if(agents, [&](const AgentStatus& a) { return a.revision >= revision; });
         if (agents.empty()) {
             return live_count;
         }

@@ -167,7 +167,7 @@ std::uint64_t prefault_arena(unsigned char* base, std::uint64_t size, std::uint6
     return to;
 }
 
-NewFile create_segment_file(const std::string& path, std::uint64_t total) {
+NewFile create_segment_file(const std::string& path, std::uint64_t total, std::uint64_t populate) {
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0) {
         throw WriterError("cannot create " + path + ": " + errno_text());
@@ -184,6 +184,11 @@ NewFile create_segment_file(const std::string& path, std::uint64_t total) {
         throw WriterError("cannot create a " + std::to_string(total) + "-byte segment " + path +
                           ": " + why + " (is /dev/shm large enough?)");
     }
+#ifdef MADV_POPULATE_WRITE
+    ::madvise(p, std::min(populate, total), MADV_POPULATE_WRITE);
+#else
+    (void)populate;
+#endif
     return {path, static_cast<unsigned char*>(p), total};
 }
 

@@ -53,8 +53,9 @@ struct NewFile {
     unsigned char* base = nullptr;
     std::uint64_t size = 0;
 };
-// Creates `total` bytes at `path` (mode 0640, whatever the umask); throws WriterError.
-NewFile create_segment_file(const std::string& path, std::uint64_t total);
+// Creates `total` bytes at `path` (mode 0640, whatever the umask) and faults in the first
+// `populate` bytes (the index, before any batch needs it); throws WriterError.
+NewFile create_segment_file(const std::string& path, std::uint64_t total, std::uint64_t populate);
 
 // Faults in the pages of [prefaulted, end + a step) of a mapping of `size` bytes ahead of
 // the writes that will need them, so that an apply does not take its page faults one by

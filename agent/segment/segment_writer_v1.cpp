@@ -408,12 +408,9 @@ std::string LegacyWriter::map_new(std::uint64_t keys, std::uint64_t bytes) {
     const std::uint64_t copy = lv1::copy_bytes_for(slots);
     const std::uint64_t arena_offset = round_up(layout::kHeaderSize + 2 * copy, kPage);
     const std::uint64_t total = arena_offset + arena;
-    const NewFile file = create_segment_file(path, total);
+    const NewFile file = create_segment_file(path, total, arena_offset);
     base_ = file.base;
     size_ = file.size;
-#ifdef MADV_POPULATE_WRITE
-    ::madvise(base_, arena_offset, MADV_POPULATE_WRITE);  // the index, before any batch
-#endif
     auto& h = *reinterpret_cast<layout::SegmentHeader*>(base_);
     h.magic = layout::kMagic;
     h.version = lv1::kVersion;

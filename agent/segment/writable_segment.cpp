@@ -95,14 +95,11 @@ WritableSegment WritableSegment::create(const std::string& path, const Geometry&
         throw WriterError("a segment of " + std::to_string(total) + " bytes is larger than " +
                           "the layout allows (" + std::to_string(layout::kMaxSegmentBytes) + ")");
     }
-    files::NewFile f = files::create_segment_file(path, total);
+    files::NewFile f = files::create_segment_file(path, total, arena_offset);
     WritableSegment s;
     s.path = f.path;
     s.base = f.base;
     s.size = f.size;
-#ifdef MADV_POPULATE_WRITE
-    ::madvise(s.base, arena_offset, MADV_POPULATE_WRITE);  // the index, before any batch
-#endif
     auto& h = s.header();
     h.magic = layout::kMagic;
     h.version = layout::kVersion;
