@@ -114,6 +114,7 @@ SegmentWriter& SegmentWriter::operator=(SegmentWriter&& other) noexcept {
         source_state_ = other.source_state_;
         waiters_ = std::exchange(other.waiters_, nullptr);
         compactor_ = std::move(other.compactor_);
+        prefaulter_ = std::move(other.prefaulter_);
         reaper_ = std::move(other.reaper_);
         legacy_ = std::move(other.legacy_);
     }
@@ -125,7 +126,8 @@ SegmentWriter::~SegmentWriter() {
 }
 
 void SegmentWriter::release() noexcept {
-    compactor_.reset();  // joins the builder, which reads seg_
+    compactor_.reset();   // joins the builder, which reads seg_
+    prefaulter_.reset();  // joins the thread that populates seg_'s pages
     if (reaper_.joinable()) {
         reaper_.join();
     }
@@ -187,11 +189,10 @@ void SegmentWriter::plan(std::span<const Change* const> changes, std::uint64_t& 
     for (std::size_t i = 0; i < changes.size(); ++i) {
         const Change& c = *changes[i];
         const std::uint64_t h = detail::key_hash(c.ns, c.key);
-        const Probe p = seg_.probe(0, c.ns, c.key, h);
-        if (p.offset != 0) {
-            // Copy 1 has the key at the same position: start that miss now, not at publish.
-            __builtin_prefetch(&seg_.table(1)[p.pos], 1);
-        }
+        // The key's slot is nearly always its home slot: the misses on both copies' lines,
+        // written at publish, run alongside the probe.
+        seg_.prefetch_slots(h);
+        const Probe p = seg_.probe(c.ns, c.key, h);
         if (!c.value && (p.offset == 0 ||
                          detail::is_tombstone(
                              reinterpret_cast<const layout::EntryHeader*>(seg_.base + p.offset)))) {
@@ -263,16 +264,22 @@ void SegmentWriter::publish(std::span<const Pending> pending, std::uint64_t revi
     std::vector<std::uint64_t>& positions = scratch_positions_;
     positions.resize(pending.size());
     for (unsigned copy = 0; copy < 2; ++copy) {
-        // Odd: readers use copy 1 while copy 0 changes; even: the reverse.
-        detail::fetch_add_release(header.seq, std::uint64_t{1});
+        // Odd: readers use copy 1 while copy 0 changes; even: the reverse. A plain store, as
+        // there is one writer: what orders the bump before the slot words is their release
+        // stores (layout.hpp), and a read-modify-write would make the CPU wait here for every
+        // store before it (on x86 a locked instruction drains the store buffer).
+        store_relaxed(header.seq, load_relaxed(header.seq) + 1);
         layout::Slot* table = seg_.table(copy);
         for (std::size_t i = 0; i < pending.size(); ++i) {
             const Pending& p = pending[i];
             if (copy == 0) {
-                positions[i] = p.pos != kNew ? p.pos : seg_.probe(0, p.ns, p.key, p.hash).pos;
+                positions[i] = p.pos != kNew ? p.pos : seg_.probe(p.ns, p.key, p.hash).pos;
             }
-            store_release(table[positions[i]].word,
-                          layout::slot_word(layout::slot_tag(p.hash), p.offset));
+            const std::uint64_t word = layout::slot_word(layout::slot_tag(p.hash), p.offset);
+            store_release(table[positions[i]].word, word);
+            if (copy == 0) {
+                seg_.mirror[positions[i]] = word;  // before the next new key probes
+            }
         }
         if (copy == 0) {
             for (const Pending& p : pending) {
@@ -286,9 +293,9 @@ void SegmentWriter::publish(std::span<const Pending> pending, std::uint64_t revi
         store_release(ch.revision, revision);
     }
     store_relaxed(header.updates_applied, header.updates_applied + pending.size());
-    // Sequentially consistent, against the reader's announcement in the waiters page: see
-    // notify().
-    fetch_add_seq_cst(header.notify, 1U);
+    // A release store, for the same reason as `seq`; notify() orders it against the
+    // readers' announcements.
+    store_release(header.notify, load_relaxed(header.notify) + 1);
     revision_ = revision;
     commit_ns_ = commit_ns;
 }
@@ -303,10 +310,13 @@ void SegmentWriter::notify() noexcept {
         return;
     }
     // A reader announces (a seq_cst read-modify-write of sleep_until_ns) before FUTEX_WAIT
-    // re-reads `notify`; the writer bumped `notify` (seq_cst) before this load. So either
+    // re-reads `notify`. apply() bumped `notify`; this seq_cst read-modify-write (of 0)
+    // comes after that bump in `notify`'s order and before the load below. So either
     // this load sees the announcement, or the reader's FUTEX_WAIT sees the new value and
     // does not sleep. A sleeper announced a time after its own deadline is reached, and the
-    // coarse clock is never ahead, so a sleeping reader is always woken.
+    // coarse clock is never ahead, so a sleeping reader is always woken. Here, once per
+    // batch, is where the writer waits for its stores to drain, not in apply().
+    fetch_add_seq_cst(seg_.header().notify, 0U);
     if (waiters_ != nullptr) {
         const std::uint64_t until = std::atomic_ref<std::uint64_t>(waiters_->sleep_until_ns)
                                         .load(std::memory_order_seq_cst);
@@ -437,8 +447,10 @@ void SegmentWriter::adopt(WritableSegment fresh, std::uint64_t revision) {
         ::unlink(files::retiring_path(options_.name).c_str());
         throw;
     }
+    prefaulter_.reset();  // before the old segment is unmapped
     WritableSegment old = std::exchange(seg_, std::move(fresh));
     seg_.path.clear();
+    start_prefaulter();
     revision_ = revision;
     if (old.base != nullptr) {
         // Readers must move at once; the unmapping (page tables of a large mapping take
@@ -458,6 +470,16 @@ void SegmentWriter::adopt(WritableSegment fresh, std::uint64_t revision) {
         ++compactions_;
     }
     ::unlink(files::retiring_path(options_.name).c_str());
+}
+
+void SegmentWriter::start_prefaulter() noexcept {
+    seg_.ahead = nullptr;
+    try {
+        prefaulter_ = std::make_unique<Prefaulter>(seg_.base, seg_.size, seg_.prefaulted);
+        seg_.ahead = prefaulter_.get();
+    } catch (...) {
+        prefaulter_.reset();  // no thread: apply() populates pages itself, as before
+    }
 }
 
 // Creates a new segment at the name holding the live entries of the current one (if

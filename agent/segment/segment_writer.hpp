@@ -129,6 +129,7 @@ class SegmentWriter {
     bool take_over_compaction();
     void abandon_compaction() noexcept;
     void adopt(WritableSegment fresh, std::uint64_t revision);
+    void start_prefaulter() noexcept;
     std::string temporary_path();
     void release() noexcept;
 
@@ -144,7 +145,8 @@ class SegmentWriter {
     SourceState source_state_ = SourceState::starting;
     layout::WaitersPage* waiters_ = nullptr;
     std::unique_ptr<Compactor> compactor_;
-    std::thread reaper_;  // unmaps a replaced segment off the apply path
+    std::unique_ptr<Prefaulter> prefaulter_;  // of seg_
+    std::thread reaper_;                      // unmaps a replaced segment off the apply path
     std::unique_ptr<v1::LegacyWriter> legacy_;
     // Reused by apply() so that a small batch does not allocate.
     std::vector<const Change*> scratch_changes_;

@@ -28,6 +28,26 @@ std::uint64_t extra_len(const Scalar& s) {
     return s.escaped ? s.text.size() + 1 : 0;
 }
 
+std::uint64_t mirror_bytes(std::uint64_t slots) {
+    return round_up(slots * sizeof(std::uint64_t), kPage);
+}
+
+// Zeroed, populated, on huge pages where the kernel has them (THP in `madvise` mode).
+std::uint64_t* map_mirror(std::uint64_t slots) {
+    const std::uint64_t bytes = mirror_bytes(slots);
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        return nullptr;
+    }
+#ifdef MADV_HUGEPAGE
+    (void)::madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+#ifdef MADV_POPULATE_WRITE
+    (void)::madvise(p, bytes, MADV_POPULATE_WRITE);
+#endif
+    return static_cast<std::uint64_t*>(p);
+}
+
 }  // namespace
 
 Scalar classify(std::string_view json, std::string& scratch) {
@@ -123,10 +143,21 @@ WritableSegment WritableSegment::create(const std::string& path, const Geometry&
         throw WriterError("internal error: new segment rejected: " + error);
     }
     s.prefaulted = arena_offset;
+    s.mirror = map_mirror(g.slots);
+    if (s.mirror == nullptr) {
+        s.unmap();
+        ::unlink(path.c_str());
+        throw WriterError("cannot allocate the writer's index of " + std::to_string(g.slots) +
+                          " slots: " + files::errno_text());
+    }
     return s;
 }
 
 void WritableSegment::unmap() noexcept {
+    if (mirror != nullptr) {
+        ::munmap(mirror, mirror_bytes(view.slot_count()));
+        mirror = nullptr;
+    }
     if (base != nullptr) {
         ::munmap(base, size);
         base = nullptr;
@@ -141,13 +172,19 @@ bool WritableSegment::fits(std::uint64_t bytes, std::uint64_t new_keys) const no
     return arena_used() + bytes <= arena_size() && 2 * (used_slots + new_keys) <= view.slot_count();
 }
 
-Probe WritableSegment::probe(unsigned copy, Namespace ns, std::string_view key,
+void WritableSegment::prefetch_slots(std::uint64_t hash) const noexcept {
+    const std::uint64_t home = hash & (view.slot_count() - 1);
+    __builtin_prefetch(&mirror[home], 0);
+    __builtin_prefetch(&table(0)[home], 1);
+    __builtin_prefetch(&table(1)[home], 1);
+}
+
+Probe WritableSegment::probe(Namespace ns, std::string_view key,
                              std::uint64_t hash) const noexcept {
-    const layout::Slot* t = view.slots(copy);
     const std::uint64_t mask = view.slot_count() - 1;
     const std::uint64_t tag = layout::slot_tag(hash);
     for (std::uint64_t i = hash & mask;; i = (i + 1) & mask) {
-        const std::uint64_t w = load_relaxed(t[i].word);
+        const std::uint64_t w = mirror[i];
         if (w == 0) {
             return {i, 0};
         }
@@ -248,15 +285,15 @@ std::uint64_t WritableSegment::copy(const detail::EntryRef& e, std::uint64_t pre
 void WritableSegment::set_slot(std::uint64_t pos, std::uint64_t hash,
                                std::uint64_t offset) noexcept {
     const std::uint64_t w = layout::slot_word(layout::slot_tag(hash), offset);
+    mirror[pos] = w;
     store_relaxed(table(0)[pos].word, w);
     store_relaxed(table(1)[pos].word, w);
 }
 
 std::uint64_t WritableSegment::claim_slot(std::uint64_t hash) noexcept {
-    const layout::Slot* t = view.slots(0);
     const std::uint64_t mask = view.slot_count() - 1;
     std::uint64_t i = hash & mask;
-    while (load_relaxed(t[i].word) != 0) {
+    while (mirror[i] != 0) {
         i = (i + 1) & mask;
     }
     ++used_slots;
@@ -274,6 +311,10 @@ void WritableSegment::set_copy_headers(std::uint64_t revision, std::uint64_t com
 }
 
 void WritableSegment::prefault(std::uint64_t end) noexcept {
+    if (ahead != nullptr) {
+        ahead->ahead(end);
+        prefaulted = std::max(prefaulted, ahead->done());
+    }
     prefaulted = files::prefault_arena(base, size, prefaulted, end);
 }
 
@@ -298,7 +339,7 @@ bool replay(WritableSegment& dst, const detail::SegmentView& src, std::uint64_t 
             layout::entry_size(h.key_len, h.category_len, h.value_len, h.extra_len);
         off += bytes;
         const std::uint64_t hash = e.hash();
-        const Probe p = dst.probe(0, e.ns(), e.key, hash);
+        const Probe p = dst.probe(e.ns(), e.key, hash);
         if (p.offset == 0 && e.tombstone()) {
             continue;
         }

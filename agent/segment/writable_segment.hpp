@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "agent/segment/prefaulter.hpp"
 #include "agent/segment/segment_types.hpp"
 #include "yuxi/config/detail/segment_view.hpp"
 #include "yuxi/config/layout.hpp"
@@ -76,8 +77,11 @@ class WritableSegment {
     // Whether `bytes` more arena and `new_keys` more slots fit (load factor at most 1/2).
     bool fits(std::uint64_t bytes, std::uint64_t new_keys) const noexcept;
 
-    Probe probe(unsigned copy, Namespace ns, std::string_view key,
-                std::uint64_t hash) const noexcept;
+    // Finds (ns, key) in the index, reading the writer's own copy of it (`mirror`).
+    Probe probe(Namespace ns, std::string_view key, std::uint64_t hash) const noexcept;
+    // Starts the misses a change of `hash` will take: its home slot's line in the mirror and,
+    // for writing, in both copies.
+    void prefetch_slots(std::uint64_t hash) const noexcept;
 
     // Appends an entry and keeps the live counters; returns its offset. The bytes are
     // published (arena_used, release) but no slot points at them yet.
@@ -85,7 +89,7 @@ class WritableSegment {
     // Appends a copy of `e`, an entry of another segment, linked to `prev`.
     std::uint64_t copy(const detail::EntryRef& e, std::uint64_t prev);
 
-    // Index operations on a segment no reader sees yet (no latch).
+    // Index operations on a segment no reader sees yet (no latch); they keep the mirror.
     void set_slot(std::uint64_t pos, std::uint64_t hash, std::uint64_t offset) noexcept;
     std::uint64_t claim_slot(std::uint64_t hash) noexcept;  // a new key: both copies
     void set_copy_headers(std::uint64_t revision, std::uint64_t commit_ns) noexcept;
@@ -98,8 +102,14 @@ class WritableSegment {
     std::string path;  // while private: its temporary name
     unsigned char* base = nullptr;
     std::uint64_t size = 0;
+    // The writer's private copy of index copy 0's slot words, in anonymous memory on huge
+    // pages where the kernel gives them: a probe reads it instead of the shared index, whose
+    // 4 KiB pages cost a TLB miss on top of the cache miss at a million entries
+    // (docs/benchmarks.md). Always equal to copy 0 once a publish is complete.
+    std::uint64_t* mirror = nullptr;
     detail::SegmentView view;
     std::uint64_t prefaulted = 0;  // offset up to which pages are populated
+    Prefaulter* ahead = nullptr;   // populates pages ahead of appends, if set
     std::uint64_t live_entries = 0;
     std::uint64_t live_bytes = 0;  // arena bytes of the newest live entries
     std::uint64_t used_slots = 0;

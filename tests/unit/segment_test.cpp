@@ -4,10 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
 #include "agent/segment/segment_writer.hpp"
+#include "segment_test_support.hpp"
 #include "yuxi/config/client.hpp"
 
 namespace yuxi::config {
@@ -17,10 +19,6 @@ using agent::Change;
 using agent::SegmentWriter;
 using agent::WriterOptions;
 
-std::string unique_name(const char* what) {
-    return std::string("yuxi-test-") + what + "-" + std::to_string(::getpid());
-}
-
 Change set(std::string key, std::string value, Namespace ns = Namespace::config) {
     return Change{ns, std::move(key), std::move(value), ""};
 }
@@ -29,20 +27,13 @@ Change del(std::string key) {
     return Change{Namespace::config, std::move(key), std::nullopt, ""};
 }
 
-class SegmentTest : public ::testing::Test {
+// The shared small segment, with room for the 2 MiB value of the limits test.
+class SegmentTest : public test::SmallSegmentTest {
   protected:
     void SetUp() override {
-        options_.name =
-            unique_name(::testing::UnitTest::GetInstance()->current_test_info()->name());
-        options_.min_arena_bytes = 1 << 16;
-        options_.min_slots = 16;
+        SmallSegmentTest::SetUp();
         options_.max_value_bytes = 1 << 20;
     }
-    void TearDown() override {
-        ::unlink(detail::segment_path(options_.name).c_str());
-        ::unlink(detail::lock_path(options_.name).c_str());
-    }
-    WriterOptions options_;
 };
 
 TEST_F(SegmentTest, PublishesInitialEntriesAndUpdates) {
@@ -159,6 +150,55 @@ TEST_F(SegmentTest, OpenAbsentSegmentSaysWhatToDo) {
         EXPECT_EQ(e.kind(), SegmentError::Kind::absent);
         EXPECT_NE(std::string(e.what()).find("agent running"), std::string::npos);
     }
+}
+
+// The writer finds keys through its own copy of the index (writable_segment.hpp) and must
+// keep it equal to the shared one through every path that writes slots: publishes of new
+// and existing keys, deletions, foreground compactions, background ones taken over with
+// their replay. If the two ever disagreed, a new key would land on another key's slot or a
+// change would miss its key: a model of the contents catches either.
+TEST_F(SegmentTest, WriterIndexAgreesWithAModelThroughCompactions) {
+    auto w = SegmentWriter::create(options_, {}, 1);
+    auto c = Client::open(options_.name);
+    std::map<std::string, std::string> model;
+    std::uint64_t rng = 12345;
+    const auto next = [&rng](std::uint64_t n) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        return (rng >> 33) % n;
+    };
+    constexpr std::uint64_t kKeys = 300;  // enough to grow the 16-slot index many times
+    for (std::uint64_t rev = 2; rev < 1500; ++rev) {
+        std::vector<Change> batch;
+        for (std::uint64_t i = 0, n = 1 + next(6); i < n; ++i) {
+            std::string key = "k" + std::to_string(next(kKeys));
+            if (next(5) == 0) {
+                model.erase(key);
+                batch.push_back(del(std::move(key)));
+            } else {
+                std::string value = "\"" + std::string(next(300), 'v') + std::to_string(rev) + "\"";
+                model[key] = value;
+                batch.push_back(set(std::move(key), std::move(value)));
+            }
+        }
+        (void)w.apply(batch, rev);
+        if (rev % 97 == 0) {
+            w.finish_compaction();
+        }
+        ASSERT_EQ(w.live_entries(), model.size()) << "revision " << rev;
+        for (std::uint64_t k = 0; k < kKeys; ++k) {
+            const std::string key = "k" + std::to_string(k);
+            const auto it = model.find(key);
+            const auto seen = c.get(key);
+            if (it == model.end()) {
+                ASSERT_FALSE(seen.has_value()) << key << " at revision " << rev;
+                ASSERT_FALSE(w.get(Namespace::config, key).has_value()) << key;
+            } else {
+                ASSERT_EQ(seen, it->second) << key << " at revision " << rev;
+                ASSERT_EQ(w.get(Namespace::config, key), it->second) << key;
+            }
+        }
+    }
+    EXPECT_GE(w.compactions(), 5u);
 }
 
 }  // namespace

@@ -21,11 +21,11 @@
 // instruction leaves one whole copy behind.
 //
 // Memory ordering: every field the writer changes while readers run is accessed only
-// through std::atomic_ref. `seq` is bumped by release read-modify-writes and read with an
-// acquire load first; slot words are written with release stores and read with acquire
-// loads; the final re-check of `seq` is relaxed. A slot store is ordered after the `seq`
-// bump before it (release), so a reader that loads a slot value written after the bump
-// (acquire) must then see the bumped `seq` and retry. A slot word loaded with acquire
+// through std::atomic_ref. `seq` is bumped by the single writer's plain atomic stores and
+// read with an acquire load first; slot words are written with release stores and read with
+// acquire loads; the final re-check of `seq` is relaxed. A slot store is ordered after the
+// `seq` bump before it (release), so a reader that loads a slot value written after the
+// bump (acquire) must then see the bumped `seq` and retry. A slot word loaded with acquire
 // synchronizes with its release store, which followed the writing of the entry's bytes,
 // so the entry bytes a reader copies are never raced, even on a read it throws away.
 // ThreadSanitizer checks all of it (it does not model stand-alone fences; we use none).
