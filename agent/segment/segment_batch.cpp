@@ -1,17 +1,24 @@
 // Deduplication and limits of a batch, before either writer plans it.
 #include "agent/segment/segment_batch.hpp"
 
+#include <algorithm>
 #include <string>
 #include <unordered_map>
 #include <utility>
 
 namespace yuxi::config::agent {
+namespace {
+
+// Batches up to this size are deduplicated by a scan of what is kept so far.
+constexpr std::size_t kSmallBatch = 32;
+
+}  // namespace
 
 void dedupe(std::span<const Change> batch, const WriterOptions& options,
             std::vector<Rejected>& rejected, std::vector<const Change*>& out) {
     out.clear();
     out.reserve(batch.size());
-    std::unordered_map<BatchKey, std::size_t, BatchKeyHash> index;
+    std::unordered_map<BatchKey, std::size_t, BatchKeyHash> index;  // large batches only
     for (const Change& c : batch) {
         std::string reason;
         if (c.key.empty() || c.key.size() > layout::kMaxKeyLen) {
@@ -28,9 +35,18 @@ void dedupe(std::span<const Change> batch, const WriterOptions& options,
             rejected.push_back({c.key, std::move(reason)});
             continue;
         }
-        if (batch.size() == 1) {
-            out.push_back(&c);
-            break;
+        if (batch.size() <= kSmallBatch) {
+            // A scan allocates nothing and, for a transaction's handful of rows, costs less
+            // than hashing every key into a map.
+            const Change** same =
+                std::find_if(out.data(), out.data() + out.size(),
+                             [&c](const Change* o) { return o->key == c.key && o->ns == c.ns; });
+            if (same == out.data() + out.size()) {
+                out.push_back(&c);
+            } else {
+                *same = &c;
+            }
+            continue;
         }
         auto [it, inserted] = index.try_emplace(BatchKey{c.ns, c.key}, out.size());
         if (inserted) {

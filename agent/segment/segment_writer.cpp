@@ -186,12 +186,23 @@ void SegmentWriter::plan(std::span<const Change* const> changes, std::uint64_t& 
     }
     bytes = 0;
     new_keys = 0;
+    // At a million entries each change costs two dependent cache misses (the slot, then the
+    // key's entry, read to compare the key). A batch starts them all before it waits for
+    // any: every change's slot lines first, then every key's probable entry.
+    std::vector<std::uint64_t>& hashes = scratch_hashes_;
+    hashes.resize(changes.size());
+    for (std::size_t i = 0; i < changes.size(); ++i) {
+        hashes[i] = detail::key_hash(changes[i]->ns, changes[i]->key);
+        seg_.prefetch_slots(hashes[i]);
+    }
+    if (changes.size() > 1) {
+        for (const std::uint64_t h : hashes) {
+            seg_.prefetch_entry(h);
+        }
+    }
     for (std::size_t i = 0; i < changes.size(); ++i) {
         const Change& c = *changes[i];
-        const std::uint64_t h = detail::key_hash(c.ns, c.key);
-        // The key's slot is nearly always its home slot: the misses on both copies' lines,
-        // written at publish, run alongside the probe.
-        seg_.prefetch_slots(h);
+        const std::uint64_t h = hashes[i];
         const Probe p = seg_.probe(c.ns, c.key, h);
         if (!c.value && (p.offset == 0 ||
                          detail::is_tombstone(

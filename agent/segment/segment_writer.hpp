@@ -153,6 +153,7 @@ class SegmentWriter {
     std::vector<Planned> scratch_plan_;
     std::vector<Pending> scratch_pending_;
     std::vector<std::uint64_t> scratch_positions_;
+    std::vector<std::uint64_t> scratch_hashes_;
     std::vector<Scalar> scratch_scalars_;
     std::vector<std::string> scratch_unescaped_;
 };

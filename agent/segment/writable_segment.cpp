@@ -179,6 +179,13 @@ void WritableSegment::prefetch_slots(std::uint64_t hash) const noexcept {
     __builtin_prefetch(&table(1)[home], 1);
 }
 
+void WritableSegment::prefetch_entry(std::uint64_t hash) const noexcept {
+    const std::uint64_t w = mirror[hash & (view.slot_count() - 1)];
+    if (w != 0 && (w >> layout::kOffsetBits) == layout::slot_tag(hash)) {
+        __builtin_prefetch(base + (w & layout::kOffsetMask), 0);
+    }
+}
+
 Probe WritableSegment::probe(Namespace ns, std::string_view key,
                              std::uint64_t hash) const noexcept {
     const std::uint64_t mask = view.slot_count() - 1;

@@ -82,6 +82,9 @@ class WritableSegment {
     // Starts the misses a change of `hash` will take: its home slot's line in the mirror and,
     // for writing, in both copies.
     void prefetch_slots(std::uint64_t hash) const noexcept;
+    // Starts the miss on the entry the home slot of `hash` points to, if its tag matches:
+    // almost always the key's newest entry, which the probe will read.
+    void prefetch_entry(std::uint64_t hash) const noexcept;
 
     // Appends an entry and keeps the live counters; returns its offset. The bytes are
     // published (arena_used, release) but no slot points at them yet.

@@ -152,6 +152,35 @@ TEST_F(SegmentTest, OpenAbsentSegmentSaysWhatToDo) {
     }
 }
 
+// A batch may change a key more than once (a transaction's rows, a coalesced burst): the
+// last change wins and the key takes one entry. Small batches and large ones are
+// deduplicated by different code (a scan, a hash map); both layouts' writers share it.
+TEST_F(SegmentTest, LaterChangesOfAKeyInOneBatchWin) {
+    for (const std::uint32_t layout_version : {2U, 1U}) {
+        for (const std::size_t filler : {0UL, 100UL}) {
+            SCOPED_TRACE("layout " + std::to_string(layout_version) + ", " +
+                         std::to_string(filler) + " other keys");
+            options_.layout = layout_version;
+            const std::vector<Change> initial = {set("b", "0")};
+            auto w = SegmentWriter::create(options_, initial, 1);
+            std::vector<Change> batch = {set("a", "1"), set("b", "1"), set("a", "2"), del("b"),
+                                         set("c", "3"), set("b", "4"), del("c")};
+            for (std::size_t i = 0; i < filler; ++i) {
+                batch.push_back(set("f" + std::to_string(i), std::to_string(i)));
+            }
+            batch.push_back(set("a", "5"));
+            const auto r = w.apply(batch, 2);
+            // a and b once each; c, set then deleted and absent before, writes nothing
+            EXPECT_EQ(r.applied, 2 + filler);
+            auto c = Client::open(options_.name);
+            EXPECT_EQ(c.get("a"), "5");
+            EXPECT_EQ(c.get("b"), "4");
+            EXPECT_FALSE(c.get("c").has_value());
+            EXPECT_EQ(w.live_entries(), 2 + filler);
+        }
+    }
+}
+
 // The writer finds keys through its own copy of the index (writable_segment.hpp) and must
 // keep it equal to the shared one through every path that writes slots: publishes of new
 // and existing keys, deletions, foreground compactions, background ones taken over with
