@@ -308,6 +308,27 @@ class Fleet {
 
     std::vector<Client>& clients() { return clients_; }
 
+    // The CPU time (user + system) all of this fleet's agents have used, in microseconds:
+    // /proc/PID/stat's fields 14 and 15, in clock ticks.
+    double cpu_us() const {
+        double ticks = 0;
+        for (const pid_t pid : pids_) {
+            const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+            const auto close = stat.rfind(')');
+            if (close == std::string::npos) {
+                continue;
+            }
+            std::istringstream fields(stat.substr(close + 2));
+            std::string f;
+            for (int i = 3; i <= 15 && fields >> f; ++i) {
+                if (i >= 14) {
+                    ticks += std::strtod(f.c_str(), nullptr);
+                }
+            }
+        }
+        return ticks * 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    }
+
     // Warnings and errors the agents logged (at LOG_LEVEL=warn: every line).
     std::map<std::string, int> log_lines() const {
         std::map<std::string, int> out;
@@ -354,6 +375,18 @@ std::string machine_activity() {
     return "load " + load + ", CPU pressure avg10 " + psi;
 }
 
+// redis-server's CPU time so far (user + system), in microseconds.
+double redis_cpu_us(redisContext* c) {
+    const std::string info = redis_text(c, "INFO cpu");
+    auto field = [&](const char* name) {
+        const auto at = info.find(name);
+        return at == std::string::npos
+                   ? 0.0
+                   : std::strtod(info.c_str() + at + std::strlen(name), nullptr);
+    };
+    return (field("used_cpu_sys:") + field("used_cpu_user:")) * 1e6;
+}
+
 // ---------------------------------------------------------------------------------------
 // 1. Fan-out to N segments.
 
@@ -361,6 +394,8 @@ struct FanoutResult {
     int n = 0;
     Stats visible[kModes], commit[kModes];
     int connections_before[kModes] = {}, connections_after[kModes] = {};
+    // CPU time per write, over the measured loop: all N agents, and the fleet's Redis.
+    double agents_cpu_us[kModes] = {}, redis_cpu_us[kModes] = {};
 };
 
 FanoutResult bench_fanout(int n, int updates, const fs::path& dir, const std::string& level) {
@@ -403,6 +438,13 @@ FanoutResult bench_fanout(int n, int updates, const fs::path& dir, const std::st
     std::vector<double> visible[kModes], commit[kModes];
     long value = 0;
     const int warmup = 20;
+    RedisPtr rd = redis_connect(redis_direct.port());
+    redisContext* redis_of[kModes] = {rc.get(), rd.get(), ru.get()};
+    double agents_cpu0[kModes], redis_cpu0[kModes];
+    for (int m = 0; m < kModes; ++m) {
+        agents_cpu0[m] = fleets[m]->cpu_us();
+        redis_cpu0[m] = redis_cpu_us(redis_of[m]);
+    }
     for (int i = 0; i < warmup + updates; ++i) {
         // Rotate which fleet goes first, so that none always follows another.
         for (int k = 0; k < kModes; ++k) {
@@ -417,6 +459,10 @@ FanoutResult bench_fanout(int n, int updates, const fs::path& dir, const std::st
             }
             std::this_thread::sleep_for(500us);  // let everything go idle, as between writes
         }
+    }
+    for (int m = 0; m < kModes; ++m) {
+        out.agents_cpu_us[m] = (fleets[m]->cpu_us() - agents_cpu0[m]) / (warmup + updates);
+        out.redis_cpu_us[m] = (redis_cpu_us(redis_of[m]) - redis_cpu0[m]) / (warmup + updates);
     }
     // Every segment holds the last value its fleet was sent.
     for (int m = 0; m < kModes; ++m) {
@@ -744,17 +790,6 @@ struct FleetResult {
     double redis_cpu_us_per_delivery = 0;  // redis-server's CPU time / messages delivered
 };
 
-// redis-server's CPU time so far (user + system), in microseconds.
-double redis_cpu_us(redisContext* c) {
-    const std::string info = redis_text(c, "INFO cpu");
-    auto field = [&](const char* name) {
-        const auto at = info.find(name);
-        return at == std::string::npos
-                   ? 0.0
-                   : std::strtod(info.c_str() + at + std::strlen(name), nullptr);
-    };
-    return (field("used_cpu_sys:") + field("used_cpu_user:")) * 1e6;
-}
 
 // A bare message: the relay's last message with its own revision numbers, so the same size
 // up to the digits of the numbers.
@@ -991,6 +1026,15 @@ int main(int argc, char** argv) {
         for (const FanoutResult& r : results) {
             std::printf("| %d | %.2f× | %.2f× |\n", r.n, r.visible[0].p50 / r.visible[2].p50,
                         r.visible[0].p99 / r.visible[2].p99);
+        }
+        std::printf(
+            "\n| N | mode | CPU per write: all agents (µs) | the fleet's Redis (µs) |\n"
+            "|---:|---|---:|---:|\n");
+        for (const FanoutResult& r : results) {
+            for (int m = 0; m < kModes; ++m) {
+                std::printf("| %d | %s | %.0f | %.0f |\n", r.n, to_string(static_cast<Mode>(m)),
+                            r.agents_cpu_us[m], r.redis_cpu_us[m]);
+            }
         }
         std::printf("\nAfter fan-out: %s\n\n", machine_activity().c_str());
         std::fflush(stdout);

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 
@@ -50,24 +51,28 @@ MacCtxPtr keyed_hmac(std::string_view key) {
     return ctx;
 }
 
-// The MAC of `parts` (concatenated) under the keyed context `base`.
-MacBytes mac_of(EVP_MAC_CTX* base, std::initializer_list<std::string_view> parts) {
-    const MacCtxPtr ctx(EVP_MAC_CTX_dup(base));
-    if (!ctx) {
-        throw std::bad_alloc();
-    }
+// Feeds `parts` to an initialized context and returns the MAC.
+MacBytes finish(EVP_MAC_CTX* ctx, std::initializer_list<std::string_view> parts) {
     for (const std::string_view p : parts) {
-        if (EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(p.data()), p.size()) !=
-            1) {
+        if (EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(p.data()), p.size()) != 1) {
             throw std::runtime_error("OpenSSL: HMAC update failed");
         }
     }
     MacBytes out{};
     std::size_t n = 0;
-    if (EVP_MAC_final(ctx.get(), out.data(), &n, out.size()) != 1 || n != out.size()) {
+    if (EVP_MAC_final(ctx, out.data(), &n, out.size()) != 1 || n != out.size()) {
         throw std::runtime_error("OpenSSL: HMAC final failed");
     }
     return out;
+}
+
+// The MAC of `parts` (concatenated) under the keyed context `base`, on a duplicate of it.
+MacBytes mac_of(EVP_MAC_CTX* base, std::initializer_list<std::string_view> parts) {
+    const MacCtxPtr ctx(EVP_MAC_CTX_dup(base));
+    if (!ctx) {
+        throw std::bad_alloc();
+    }
+    return finish(ctx.get(), parts);
 }
 
 std::string base64url(const unsigned char* bytes, std::size_t n) {
@@ -120,8 +125,27 @@ std::string key_id(std::string_view secret) {
 
 }  // namespace
 
+// A keyed context, and a working copy re-initialized for each message: EVP_MAC_init with
+// no key restarts HMAC with the key already set, half the cost of duplicating the keyed
+// context per message (no allocation). The mutex makes a KeyRing safe to share between
+// threads (the admin library's); uncontended, as in the agent's loop, it costs ~20 ns.
 struct KeyRing::Mac {
     MacCtxPtr ctx;
+    std::mutex mutex;
+    MacCtxPtr work;  // under `mutex`; made on first use
+
+    MacBytes of(std::initializer_list<std::string_view> parts) {
+        const std::lock_guard lock(mutex);
+        if (!work) {
+            work.reset(EVP_MAC_CTX_dup(ctx.get()));
+            if (!work) {
+                throw std::bad_alloc();
+            }
+        } else if (EVP_MAC_init(work.get(), nullptr, 0, nullptr) != 1) {
+            return mac_of(ctx.get(), parts);  // an OpenSSL that cannot restart: duplicate
+        }
+        return finish(work.get(), parts);
+    }
 };
 
 Decoded<SigningKey> SigningKey::from_base64(std::string_view text, std::string_view origin) {
@@ -167,7 +191,9 @@ KeyRing::KeyRing(SigningKey current, std::optional<SigningKey> previous,
                 return;
             }
         }
-        accepted_.push_back({k, std::make_unique<Mac>(Mac{keyed_hmac(k.secret())})});
+        auto mac = std::make_unique<Mac>();
+        mac->ctx = keyed_hmac(k.secret());
+        accepted_.push_back({k, std::move(mac)});
     };
     accept(current_);
     if (previous_) {
@@ -190,7 +216,7 @@ KeyRing::~KeyRing() = default;
 
 std::string KeyRing::sign(std::string_view document) const {
     std::string head = std::string(kPrefix) + current_.id() + ".";
-    const MacBytes m = mac_of(accepted_.front().mac->ctx.get(), {head, document});
+    const MacBytes m = accepted_.front().mac->of({head, document});
     std::string out;
     out.reserve(head.size() + kMacChars + 1 + document.size());
     out += head;
@@ -210,7 +236,7 @@ Decoded<std::string_view> KeyRing::verify(std::string_view envelope) const {
     const std::string_view id = envelope.substr(kPrefix.size(), kIdChars);
     const std::string_view mac = envelope.substr(head_size, kMacChars);
     const std::string_view document = envelope.substr(head_size + kMacChars + 1);
-    const Mac* key = nullptr;
+    Mac* key = nullptr;
     for (const Accepted& a : accepted_) {
         if (a.key.id() == id) {
             key = a.mac.get();
@@ -219,7 +245,7 @@ Decoded<std::string_view> KeyRing::verify(std::string_view envelope) const {
     if (key == nullptr) {
         return refuse("unknown key id " + printable(id, kIdChars));
     }
-    const MacBytes want = mac_of(key->ctx.get(), {head, document});
+    const MacBytes want = key->of({head, document});
     const std::string want_text = base64url(want.data(), want.size());
     if (CRYPTO_memcmp(want_text.data(), mac.data(), kMacChars) != 0) {
         return refuse("bad signature");

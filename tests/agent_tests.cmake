@@ -6,6 +6,9 @@ if(TARGET yuxi-config-agent)
   foreach(name toml_json_test options_test change_message_test backoff_test)
     yuxi_config_add_gtest(${name} SOURCE unit/${name}.cpp LABEL agent LIBS yuxi_agent)
   endforeach()
+  # Signed envelopes against OpenSSL's one-shot HMAC() as a reference.
+  yuxi_config_add_gtest(signing_unit_test SOURCE unit/signing_unit_test.cpp LABEL agent
+    LIBS yuxi_config_core OpenSSL::Crypto)
   # The fuzz targets' harness (tests/fuzz/harness), replaying tests/fuzz/corpus/.
   add_subdirectory(${CMAKE_CURRENT_SOURCE_DIR}/fuzz/harness ${CMAKE_CURRENT_BINARY_DIR}/harness)
   yuxi_config_add_gtest(hostile_input_test SOURCE unit/hostile_input_test.cpp LABEL agent
