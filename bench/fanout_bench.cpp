@@ -790,7 +790,6 @@ struct FleetResult {
     double redis_cpu_us_per_delivery = 0;  // redis-server's CPU time / messages delivered
 };
 
-
 // A bare message: the relay's last message with its own revision numbers, so the same size
 // up to the digits of the numbers.
 std::string bare_message(const std::string& relay_text, std::uint64_t rev) {
