@@ -21,13 +21,9 @@
 //     connections wait in the kernel's listen backlog until one closes (or their client
 //     gives up). Waiting, not a refusal: the API server's call is merely slower, and
 //     buffered request bytes stay below max-connections x max-request-bytes.
-// libevent 2.1 (Debian 12) has no evhttp_set_max_connections: evhttp makes each
-// connection's bufferevent through our callback (which counts it), and on the loop's next
-// turn, once evhttp has wrapped it in a connection, we register the connection's close
-// callback (which uncounts it); a reference on the bufferevent keeps it valid in between.
-// (Closing connections over the cap at once, as the agent does, races with the TLS
-// handshake, which libevent may run before the next turn: the client would see a
-// finished handshake and then a closed connection.)
+// The cap and the deadline are service/http_connections.hpp's (libevent 2.1 has neither),
+// with its `wait` policy: closing connections over the cap at once, as the agent does,
+// races with the TLS handshake, which libevent may run before the next turn.
 //
 // Every callback runs inside guarded(): a request whose handler throws gets a 500.
 // Not thread-safe: everything runs on the loop that `base` drives.
@@ -40,20 +36,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 #include "metrics.hpp"
 #include "options.hpp"
+#include "service/http_connections.hpp"
 #include "webhook.hpp"
-
-struct bufferevent;
-struct evhttp;
-struct evhttp_bound_socket;
-struct evhttp_connection;
-struct evhttp_request;
 
 namespace yuxi::config::injector {
 
@@ -61,11 +50,7 @@ class TlsContext;
 
 inline constexpr std::size_t kMaxHeaderBytes = 16384;
 
-// The server cannot listen (address in use, no such address, permission).
-class HttpError : public std::runtime_error {
-  public:
-    using std::runtime_error::runtime_error;
-};
+using service::HttpError;
 
 struct HttpLimits {
     std::chrono::milliseconds request_timeout = kDefaultRequestTimeout;
@@ -94,38 +79,29 @@ class HttpServer {
     void stop_accepting() noexcept;
 
     std::uint16_t port() const noexcept { return port_; }
-    std::size_t connections() const noexcept { return conns_.size(); }
+    std::size_t connections() const noexcept { return connections_.open(); }
 
   private:
-    struct Conn;
     struct HttpFree {
         void operator()(evhttp* h) const noexcept;
     };
 
     static bufferevent* on_new_connection(event_base* base, void* self) noexcept;
-    static void on_closed(evhttp_connection* evcon, void* conn) noexcept;
-    static void on_timer(evutil_socket_t fd, short what, void* conn) noexcept;
     static void on_request(evhttp_request* req, void* self) noexcept;
 
     bufferevent* new_connection(event_base* base);
-    void attach(Conn& conn);
-    void forget(Conn& conn);
     void handle(evhttp_request* req, bool& replied);
-    void rearm_deadline(evhttp_request* req);
-    void update_accepting();
 
     event_base* base_;
     const TlsContext* tls_;
     Handlers handlers_;
     HttpLimits limits_;
     Metrics& metrics_;
+    // Before http_: destroyed after it, which closes (and uncounts) the open connections.
+    service::HttpConnections connections_;
     std::unique_ptr<evhttp, HttpFree> http_;
     evhttp_bound_socket* bound_ = nullptr;
     std::uint16_t port_ = 0;
-    bool accepting_ = true;
-    bool stopped_ = false;
-    std::uint64_t pauses_ = 0;  // times accepting stopped at the cap
-    std::unordered_map<bufferevent*, std::unique_ptr<Conn>> conns_;
 };
 
 }  // namespace yuxi::config::injector

@@ -9,21 +9,17 @@
 // pod's environment, a certificate's key, or a request body.
 #pragma once
 
-#include <spdlog/formatter.h>
-
-#include <memory>
+#include <string_view>
 
 #include "options.hpp"
+#include "service/logging.hpp"
 
 namespace yuxi::config::injector {
 
-void setup_logging(LogLevel level, LogFormat format);
+inline constexpr std::string_view kLoggerName = "yuxi-config-injector";
 
-// The JSON-lines formatter (public for the tests).
-class JsonLineFormatter final : public spdlog::formatter {
-  public:
-    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override;
-    std::unique_ptr<spdlog::formatter> clone() const override;
-};
+inline void setup_logging(LogLevel level, LogFormat format) {
+    service::setup_logging(kLoggerName, level, format);
+}
 
 }  // namespace yuxi::config::injector

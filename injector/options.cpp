@@ -7,9 +7,11 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <utility>
 #include <vector>
 
 #include "patch.hpp"
+#include "service/flags.hpp"
 
 #ifndef YUXI_CONFIG_VERSION
 #define YUXI_CONFIG_VERSION "unknown"
@@ -110,42 +112,20 @@ std::uint64_t parse_count(std::string_view text, std::uint64_t min, std::uint64_
 }
 
 Flags parse_flags(std::span<const std::string_view> args) {
-    Flags flags;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const std::string_view arg = args[i];
-        if (arg == "-h") {
-            flags["help"].emplace_back();
-            continue;
-        }
-        if (!arg.starts_with("--") || arg.size() == 2) {
-            throw OptionsError("unexpected argument '" + std::string(arg) + "'");
-        }
-        std::string_view name = arg.substr(2);
-        std::optional<std::string_view> value;
-        if (const auto eq = name.find('='); eq != std::string_view::npos) {
-            value = name.substr(eq + 1);
-            name = name.substr(0, eq);
-        }
-        const FlagSpec* spec = find_flag(name);
-        if (spec == nullptr) {
-            throw OptionsError("unknown flag '--" + std::string(name) + "'");
-        }
-        if (!spec->takes_value) {
-            if (value) {
-                throw OptionsError("--" + std::string(name) + " takes no value");
-            }
-            flags[spec->flag].emplace_back();
-            continue;
-        }
-        if (!value) {
-            if (i + 1 >= args.size()) {
-                throw OptionsError("--" + std::string(name) + " needs a value");
-            }
-            value = args[++i];
-        }
-        flags[spec->flag].emplace_back(*value);
+    auto split =
+        service::split_flags(args,
+                             [](std::string_view name) -> std::optional<service::FlagShape> {
+                                 const FlagSpec* spec = find_flag(name);
+                                 if (spec == nullptr) {
+                                     return std::nullopt;
+                                 }
+                                 return service::FlagShape{spec->flag, spec->takes_value};
+                             },
+                             {});
+    if (!split) {
+        throw OptionsError(split.reason());
     }
-    return flags;
+    return std::move(*split);
 }
 
 // The template's image with this version's tag, unless the template names a tag itself.
@@ -235,19 +215,8 @@ void apply_sidecar(const Flags& flags, const Environment& env, const SidecarTemp
 }
 
 LogLevel parse_log_level(std::string_view text) {
-    static constexpr std::array<std::pair<std::string_view, LogLevel>, 7> kLevels = {{
-        {"trace", LogLevel::trace},
-        {"debug", LogLevel::debug},
-        {"info", LogLevel::info},
-        {"warn", LogLevel::warn},
-        {"error", LogLevel::error},
-        {"critical", LogLevel::critical},
-        {"off", LogLevel::off},
-    }};
-    for (const auto& [name, level] : kLevels) {
-        if (name == text) {
-            return level;
-        }
+    if (const auto level = service::parse_log_level(text)) {
+        return *level;
     }
     throw OptionsError("'" + std::string(text) +
                        "' is not a log level (trace, debug, info, warn, error, critical, off)");

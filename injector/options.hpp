@@ -20,17 +20,14 @@
 #include <string_view>
 
 #include "annotations.hpp"
+#include "service/log_settings.hpp"
 
 namespace yuxi::config::injector {
 
 struct SidecarTemplate;
 
-enum class LogLevel { trace, debug, info, warn, error, critical, off };
-
-enum class LogFormat {
-    human,  // one readable line per event
-    json,   // one JSON object per line
-};
+using service::LogFormat;
+using service::LogLevel;
 
 // A host and port to listen on: an IPv4 address, a host name, or a bracketed IPv6 address.
 struct ListenAddress {

@@ -26,7 +26,8 @@ declare -A allowed=(
   [include/yuxi/config]="yuxi/config/"
   [core]="yuxi/config/ core/"
   [lock]="yuxi/config/ core/ lock/"
-  [agent/ops]="yuxi/config/ core/ agent/ops/"
+  [service]="yuxi/config/ core/ service/"
+  [agent/ops]="yuxi/config/ core/ service/ agent/ops/"
   [agent/segment]="yuxi/config/ core/ agent/ops/ agent/segment/"
   [agent/file]="yuxi/config/ core/ agent/ops/ agent/segment/ agent/file/"
   [agent/fleet]="yuxi/config/ core/ lock/ agent/ops/ agent/segment/ agent/fleet/"
@@ -35,7 +36,7 @@ declare -A allowed=(
   [admin]="yuxi/config/ core/ lock/ admin/"
   [cli]="yuxi/config/ core/ lock/ admin/ cli/"
   [python/src]="yuxi/config/ core/ lock/ admin/"
-  [injector]="yuxi/config/ core/ injector/"
+  [injector]="yuxi/config/ core/ service/ injector/"
 )
 
 violations=0

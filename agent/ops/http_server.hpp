@@ -21,11 +21,7 @@
 //   - at most kMaxConnections are open: a connection over the cap is closed at once,
 //     unanswered, and if kMaxOverflow such connections wait to be closed, accepting stops
 //     until they are (so descriptors stay bounded however fast clients connect).
-// libevent 2.1 (Debian 12) has no evhttp_set_max_connections, so the cap counts the
-// connections itself: evhttp builds each connection's bufferevent through our callback
-// (that counts it), and on the loop's next turn, once evhttp has wrapped it in a
-// connection, we register that connection's close callback (that uncounts it). A
-// reference on the bufferevent keeps it valid in between.
+// The cap and the deadline are service/http_connections.hpp's (libevent 2.1 has neither).
 //
 // Not thread-safe: everything runs on the loop that `base` drives.
 #pragma once
@@ -37,17 +33,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <stdexcept>
-#include <unordered_map>
 
 #include "agent/ops/metrics.hpp"
 #include "agent/ops/options.hpp"
-
-struct bufferevent;
-struct evhttp;
-struct evhttp_bound_socket;
-struct evhttp_connection;
-struct evhttp_request;
+#include "service/http_connections.hpp"
 
 namespace yuxi::config::agent {
 
@@ -58,11 +47,7 @@ inline constexpr std::size_t kMaxBodyBytes = 1024;
 inline constexpr std::size_t kMaxConnections = 256;
 inline constexpr std::size_t kMaxOverflow = 64;
 
-// The server cannot listen (address in use, no such address, permission).
-class HttpError : public std::runtime_error {
-  public:
-    using std::runtime_error::runtime_error;
-};
+using service::HttpError;
 
 class HttpServer {
   public:
@@ -82,9 +67,9 @@ class HttpServer {
     // The port listened on, 0 when off.
     std::uint16_t port() const noexcept { return port_; }
     // Connections open now (over the cap ones included, until closed).
-    std::size_t connections() const noexcept { return conns_.size(); }
+    std::size_t connections() const noexcept { return connections_.open(); }
     // Connections closed unanswered because of the cap, since the start.
-    std::uint64_t refused() const noexcept { return refused_; }
+    std::uint64_t refused() const noexcept { return connections_.cap_events(); }
 
     // Also accepts connections on `listening_fd` (non-blocking, listening; it becomes the
     // server's): the fuzz target and the hostile-input tests feed the server bytes
@@ -92,35 +77,23 @@ class HttpServer {
     void accept_on(evutil_socket_t listening_fd);
 
   private:
-    struct Conn;
     struct HttpFree {
         void operator()(evhttp* h) const noexcept;
     };
 
     void create();  // the evhttp and its limits, not bound yet
-    bufferevent* new_connection(event_base* base);
     static bufferevent* on_new_connection(event_base* base, void* self);
-    static void on_closed(evhttp_connection* evcon, void* conn);
-    static void on_timer(evutil_socket_t fd, short what, void* conn);
-    void attach(Conn& conn);
-    void forget(Conn& conn);
     static void on_request(evhttp_request* req, void* self);
-
     void handle(evhttp_request* req);
-    void rearm_deadline(evhttp_request* req);
-    void update_accepting();
 
     event_base* base_;
     const Metrics& metrics_;
     StatusFn status_;
+    // Before http_: destroyed after it, which closes (and uncounts) the open connections.
+    service::HttpConnections connections_;
     std::unique_ptr<evhttp, HttpFree> http_;
     evhttp_bound_socket* bound_ = nullptr;
     std::uint16_t port_ = 0;
-    bool accepting_ = true;
-    std::size_t over_cap_ = 0;  // connections over the cap not closed yet
-    std::uint64_t refused_ = 0;
-    // By the connection's bufferevent: its deadline.
-    std::unordered_map<bufferevent*, std::unique_ptr<Conn>> conns_;
 };
 
 }  // namespace yuxi::config::agent

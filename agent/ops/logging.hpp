@@ -11,29 +11,21 @@
 // revisions, never a configuration value, and URLs only through redact_database_url().
 #pragma once
 
-#include <spdlog/formatter.h>
-
-#include <memory>
-#include <string>
 #include <string_view>
 
 #include "agent/ops/options.hpp"
+#include "service/logging.hpp"
 
 namespace yuxi::config::agent {
 
 inline constexpr std::string_view kLoggerName = "yuxi-config-agent";
 
 // Makes the default logger: stderr, `level`, `format`, every line flushed at once.
-void setup_logging(LogLevel level, LogFormat format);
+inline void setup_logging(LogLevel level, LogFormat format) {
+    service::setup_logging(kLoggerName, level, format);
+}
 
-// Appends `text` to `out` as the inside of a JSON string.
-void append_json_escaped(std::string_view text, std::string& out);
-
-// The JSON-lines formatter (public for the tests).
-class JsonFormatter final : public spdlog::formatter {
-  public:
-    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override;
-    std::unique_ptr<spdlog::formatter> clone() const override;
-};
+using service::append_json_escaped;
+using service::JsonFormatter;
 
 }  // namespace yuxi::config::agent

@@ -20,6 +20,7 @@
 #include "core/database_url.hpp"
 #include "core/signing.hpp"
 #include "core/text.hpp"
+#include "service/flags.hpp"
 #include "yuxi/config/detail/mapping.hpp"
 #include "yuxi/config/layout.hpp"
 
@@ -481,27 +482,8 @@ std::uint64_t parse_byte_size(std::string_view text) {
 }
 
 LogLevel parse_log_level(std::string_view text) {
-    const std::string l = lower(trim(text));
-    if (l == "trace") {
-        return LogLevel::trace;
-    }
-    if (l == "debug") {
-        return LogLevel::debug;
-    }
-    if (l == "info") {
-        return LogLevel::info;
-    }
-    if (l == "warn" || l == "warning") {
-        return LogLevel::warn;
-    }
-    if (l == "error" || l == "err") {
-        return LogLevel::error;
-    }
-    if (l == "critical") {
-        return LogLevel::critical;
-    }
-    if (l == "off") {
-        return LogLevel::off;
+    if (const auto level = service::parse_log_level(text)) {
+        return *level;
     }
     throw OptionsError(quote(text) +
                        " is not a log level (trace, debug, info, warn, error, critical, off)");
@@ -559,10 +541,6 @@ LogFormat parse_log_format(std::string_view text) {
     throw OptionsError(quote(text) + " is not a log format (human or json)");
 }
 
-std::string_view to_string(LogFormat format) noexcept {
-    return format == LogFormat::json ? "json" : "human";
-}
-
 std::string_view to_string(Mode mode) noexcept {
     switch (mode) {
         case Mode::file:
@@ -573,66 +551,21 @@ std::string_view to_string(Mode mode) noexcept {
     return "?";
 }
 
-std::string_view to_string(LogLevel level) noexcept {
-    switch (level) {
-        case LogLevel::trace:
-            return "trace";
-        case LogLevel::debug:
-            return "debug";
-        case LogLevel::info:
-            return "info";
-        case LogLevel::warn:
-            return "warn";
-        case LogLevel::error:
-            return "error";
-        case LogLevel::critical:
-            return "critical";
-        case LogLevel::off:
-            return "off";
-    }
-    return "?";
-}
-
 Options parse_options(std::span<const std::string_view> args, const EnvLookup& env) {
-    std::map<std::string_view, std::vector<std::string>> flags;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const std::string_view arg = args[i];
-        if (arg == "-h") {
-            flags["help"].emplace_back();
-            continue;
-        }
-        if (!arg.starts_with("--") || arg.size() == 2) {
-            throw OptionsError("unexpected argument '" + std::string(arg) +
-                               "' (the agent takes only --flags)");
-        }
-        std::string_view name = arg.substr(2);
-        std::optional<std::string_view> value;
-        if (const auto eq = name.find('='); eq != std::string_view::npos) {
-            value = name.substr(eq + 1);
-            name = name.substr(0, eq);
-        }
-        const FlagSpec* spec = find_flag(name);
-        if (spec == nullptr) {
-            throw OptionsError("unknown flag '--" + std::string(name) + "'");
-        }
-        if (spec->arity == Arity::none) {
-            if (value) {
-                throw OptionsError("--" + std::string(name) + " takes no value");
-            }
-            flags[spec->flag].emplace_back();
-            continue;
-        }
-        if (!value) {
-            if (i + 1 >= args.size()) {
-                throw OptionsError("--" + std::string(name) + " needs a value");
-            }
-            value = args[++i];
-        }
-        if (trim(*value).empty()) {
-            throw OptionsError("--" + std::string(name) + " needs a non-empty value");
-        }
-        flags[spec->flag].emplace_back(*value);
+    const auto split =
+        service::split_flags(args,
+                             [](std::string_view name) -> std::optional<service::FlagShape> {
+                                 const FlagSpec* spec = find_flag(name);
+                                 if (spec == nullptr) {
+                                     return std::nullopt;
+                                 }
+                                 return service::FlagShape{spec->flag, spec->arity != Arity::none};
+                             },
+                             {" (the agent takes only --flags)", true});
+    if (!split) {
+        throw OptionsError(split.reason());
     }
+    const service::FlagValues& flags = *split;
 
     Options o;
     o.help = flags.contains("help");

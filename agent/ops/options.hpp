@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/host_port.hpp"
+#include "service/log_settings.hpp"
 #include "yuxi/config/layout.hpp"
 
 namespace yuxi::config::agent {
@@ -28,12 +29,8 @@ enum class Mode {
     database,  // PostgreSQL: LISTEN/NOTIFY and the change log (Redis fan-out comes later)
 };
 
-enum class LogLevel { trace, debug, info, warn, error, critical, off };
-
-enum class LogFormat {
-    human,  // one readable line per event
-    json,   // one JSON object per line (Fluentd, Elasticsearch)
-};
+using service::LogFormat;
+using service::LogLevel;
 
 // Whether a database-mode agent competes for the relay lease (docs/design.md, "Redis").
 enum class RelayMode {
@@ -171,8 +168,7 @@ std::optional<std::string> process_env(std::string_view name);
 [[nodiscard]] std::chrono::milliseconds parse_duration(std::string_view text);
 
 std::string_view to_string(Mode mode) noexcept;
-std::string_view to_string(LogLevel level) noexcept;
-std::string_view to_string(LogFormat format) noexcept;
+using service::to_string;  // of LogLevel and LogFormat
 
 // The --help text.
 std::string usage(std::string_view program);

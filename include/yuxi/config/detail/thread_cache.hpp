@@ -98,6 +98,13 @@ struct ThreadCacheOwner {
     return owner.cache;
 }
 
+// A thread's holder of the current mapping, aligned so that its control block (the
+// counts every owning view of this thread bumps) shares no cache line with another
+// thread's: two threads' 32-byte blocks side by side made Client::view scale 1.2-1.7x.
+struct alignas(64) MappingHolder {
+    std::shared_ptr<const Mapping> mapping;
+};
+
 // Gives `slot` a reference of its own to the client's current mapping.
 inline void refresh(ClientState& st, ThreadSlot& slot) noexcept {
     std::shared_ptr<const Mapping> current;
@@ -108,7 +115,7 @@ inline void refresh(ClientState& st, ThreadSlot& slot) noexcept {
     }
     slot.map = current.get();
     try {
-        auto holder = std::make_shared<std::shared_ptr<const Mapping>>(current);
+        auto holder = std::make_shared<MappingHolder>(MappingHolder{current});
         slot.ref = std::shared_ptr<const Mapping>(holder, current.get());
     } catch (...) {
         slot.ref = std::move(current);  // out of memory: share the mapping's count

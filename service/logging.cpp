@@ -1,17 +1,18 @@
-// Logging: the default logger and the JSON-lines formatter.
-#include "agent/ops/logging.hpp"
+// Logging of a service: the default logger and the JSON-lines formatter (logging.hpp).
+#include "service/logging.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
+#include <cctype>
 #include <chrono>
 #include <ctime>
+#include <utility>
 
-namespace yuxi::config::agent {
+namespace yuxi::config::service {
 namespace {
-
-constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
 
 spdlog::level::level_enum to_spdlog(LogLevel l) {
     switch (l) {
@@ -32,6 +33,8 @@ spdlog::level::level_enum to_spdlog(LogLevel l) {
     }
     return spdlog::level::info;
 }
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
 
 bool in(unsigned char c, unsigned lo, unsigned hi) {
     return c >= lo && c <= hi;
@@ -154,14 +157,14 @@ std::unique_ptr<spdlog::formatter> JsonFormatter::clone() const {
     return std::make_unique<JsonFormatter>();
 }
 
-void setup_logging(LogLevel level, LogFormat format) {
+void setup_logging(std::string_view name, LogLevel level, LogFormat format) {
     std::shared_ptr<spdlog::logger> logger;
     if (format == LogFormat::json) {
         // No colour codes in a line a machine parses, even on a terminal.
-        logger = spdlog::stderr_logger_st(std::string(kLoggerName));
+        logger = spdlog::stderr_logger_st(std::string(name));
         logger->set_formatter(std::make_unique<JsonFormatter>());
     } else {
-        logger = spdlog::stderr_color_st(std::string(kLoggerName));
+        logger = spdlog::stderr_color_st(std::string(name));
         logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
     }
     logger->set_level(to_spdlog(level));
@@ -170,4 +173,54 @@ void setup_logging(LogLevel level, LogFormat format) {
     spdlog::set_default_logger(std::move(logger));
 }
 
-}  // namespace yuxi::config::agent
+std::string_view to_string(LogLevel level) noexcept {
+    switch (level) {
+        case LogLevel::trace:
+            return "trace";
+        case LogLevel::debug:
+            return "debug";
+        case LogLevel::info:
+            return "info";
+        case LogLevel::warn:
+            return "warn";
+        case LogLevel::error:
+            return "error";
+        case LogLevel::critical:
+            return "critical";
+        case LogLevel::off:
+            return "off";
+    }
+    return "?";
+}
+
+std::string_view to_string(LogFormat format) noexcept {
+    return format == LogFormat::json ? "json" : "human";
+}
+
+std::optional<LogLevel> parse_log_level(std::string_view text) {
+    std::string l;
+    for (const char c : text) {
+        if (c != ' ' && c != '\t') {
+            l += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+    }
+    static constexpr std::array<std::pair<std::string_view, LogLevel>, 9> kNames = {{
+        {"trace", LogLevel::trace},
+        {"debug", LogLevel::debug},
+        {"info", LogLevel::info},
+        {"warn", LogLevel::warn},
+        {"warning", LogLevel::warn},
+        {"error", LogLevel::error},
+        {"err", LogLevel::error},
+        {"critical", LogLevel::critical},
+        {"off", LogLevel::off},
+    }};
+    for (const auto& [name, level] : kNames) {
+        if (name == l) {
+            return level;
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace yuxi::config::service
