@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "support/hermetic.hpp"
+#include "support/loopback_http.hpp"
 #include "support/process.hpp"
 #include "yuxi/config/client.hpp"
 

@@ -10,27 +10,6 @@
 namespace yuxi::config::test {
 namespace {
 
-std::string http_get(std::uint16_t port, const std::string& path) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    std::string out;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-        const std::string req = "GET " + path + " HTTP/1.0\r\n\r\n";
-        if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
-            char buf[4096];
-            ssize_t n = 0;
-            while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
-                out.append(buf, static_cast<std::size_t>(n));
-            }
-        }
-    }
-    ::close(fd);
-    return out;
-}
-
 std::string value_in(const Client& c, const std::string& key) {
     const Snapshot s = c.snapshot();
     const auto v = s.get(key);

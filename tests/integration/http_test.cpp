@@ -23,28 +23,6 @@ struct Response {
     std::string body;
 };
 
-// A blocking TCP connection to the agent, with send and receive timeouts.
-int connect_to(std::uint16_t port, std::chrono::milliseconds timeout = 5s) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) {
-        return -1;
-    }
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 bool send_all(int fd, std::string_view data) {
     while (!data.empty()) {
         const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
@@ -79,7 +57,7 @@ Response read_response(int fd) {
 }
 
 Response request(std::uint16_t port, const std::string& method, const std::string& path) {
-    const int fd = connect_to(port);
+    const int fd = connect_loopback(port);
     if (fd < 0) {
         return {};
     }
@@ -295,7 +273,7 @@ TEST_F(HttpFileTest, SlowlorisClientsDoNotDelayUpdates) {
     const Client c = Client::open(segment_);
     std::vector<int> slow;
     for (int i = 0; i < 200; ++i) {
-        const int fd = connect_to(port_);
+        const int fd = connect_loopback(port_);
         ASSERT_GE(fd, 0);
         ASSERT_TRUE(send_all(fd, "GET /healthz HTTP/1.1\r\nX-Slow: "));
         slow.push_back(fd);
@@ -330,7 +308,7 @@ TEST_F(HttpFileTest, SlowlorisClientsDoNotDelayUpdates) {
 
 TEST_F(HttpFileTest, OversizedRequestsAreRefused) {
     start();
-    const int fd = connect_to(port_);
+    const int fd = connect_loopback(port_);
     ASSERT_GE(fd, 0);
     std::string big = "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(1 << 20, 'a') +
                       "\r\nConnection: close\r\n\r\n";
@@ -341,7 +319,7 @@ TEST_F(HttpFileTest, OversizedRequestsAreRefused) {
     EXPECT_NE(r.status, 200);
     // A long request line, and a body on a GET, over their limits.
     EXPECT_NE(get(port_, "/" + std::string(64 << 10, 'p')).status, 200);
-    const int body_fd = connect_to(port_);
+    const int body_fd = connect_loopback(port_);
     ASSERT_GE(body_fd, 0);
     (void)send_all(body_fd,
                    "GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\nConnection: "
@@ -358,7 +336,7 @@ TEST_F(HttpFileTest, ConnectionsOverTheCapAreClosed) {
     const Client c = Client::open(segment_);
     std::vector<int> fds;
     for (int i = 0; i < 300; ++i) {
-        const int fd = connect_to(port_, 2s);
+        const int fd = connect_loopback(port_, 2s);
         if (fd >= 0) {
             fds.push_back(fd);
         }
@@ -381,7 +359,7 @@ TEST_F(HttpFileTest, ConnectionsOverTheCapAreClosed) {
 TEST_F(HttpFileTest, AClientThatNeverReadsDoesNotBlockTheLoop) {
     start();
     const Client c = Client::open(segment_);
-    const int fd = connect_to(port_);
+    const int fd = connect_loopback(port_);
     ASSERT_GE(fd, 0);
     const int small = 4096;
     ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);

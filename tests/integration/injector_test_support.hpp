@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "support/hermetic.hpp"
+#include "support/loopback_http.hpp"
 #include "support/process.hpp"
 
 namespace yuxi::config::test {
@@ -133,7 +134,7 @@ class TlsClient {
             return;
         }
         SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-        fd_ = tcp_connect(port, timeout);
+        fd_ = connect_loopback(port, timeout);
         if (fd_ < 0) {
             return;
         }
@@ -224,24 +225,6 @@ class TlsClient {
     }
 
   private:
-    static int tcp_connect(std::uint16_t port, std::chrono::milliseconds timeout) {
-        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        timeval tv{};
-        tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-        tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = htons(port);
-        if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-            ::close(fd);
-            return -1;
-        }
-        return fd;
-    }
-
     bool fill() {
         if (!connected_) {
             return false;
