@@ -441,8 +441,11 @@ bool SegmentWriter::take_over_compaction() {
 }
 
 // Publishes `fresh` (a segment no reader sees yet) at `revision` under the name, retires
-// the current segment and makes `fresh` the current one.
-void SegmentWriter::adopt(WritableSegment fresh, std::uint64_t revision) {
+// the current segment (and `outside`, a segment another writer left under the name) and
+// makes `fresh` the current one. Whatever it replaces is retired before the retiring link
+// goes: a writer killed in between leaves the link, and the next one retires through it.
+void SegmentWriter::adopt(WritableSegment fresh, std::uint64_t revision,
+                          files::OldSegment* outside) {
     fresh.set_copy_headers(revision, commit_ns_);
     auto& h = fresh.header();
     h.updates_applied = fresh.live_entries;
@@ -480,11 +483,19 @@ void SegmentWriter::adopt(WritableSegment fresh, std::uint64_t revision) {
         }
         ++compactions_;
     }
+    if (outside != nullptr) {
+        outside->retire();
+    }
     ::unlink(files::retiring_path(options_.name).c_str());
 }
 
 void SegmentWriter::start_prefaulter() noexcept {
     seg_.ahead = nullptr;
+    if (seg_.arena_size() <= 2 * Prefaulter::kWindow) {
+        // A small arena is populated in a few steps as it fills: a thread to start and
+        // join at every compaction would cost more than it saves.
+        return;
+    }
     try {
         prefaulter_ = std::make_unique<Prefaulter>(seg_.base, seg_.size, seg_.prefaulted);
         seg_.ahead = prefaulter_.get();
@@ -559,8 +570,7 @@ void SegmentWriter::compact_now(std::span<const Change* const> batch, std::uint6
         throw;
     }
     commit_ns_ = commit_ns;
-    adopt(std::move(fresh), revision);
-    outside.retire();
+    adopt(std::move(fresh), revision, &outside);
 }
 
 }  // namespace yuxi::config::agent

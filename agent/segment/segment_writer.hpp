@@ -20,6 +20,9 @@
 namespace yuxi::config::agent {
 
 class Compactor;
+namespace files {
+struct OldSegment;
+}
 namespace v1 {
 class LegacyWriter;
 }
@@ -128,7 +131,7 @@ class SegmentWriter {
     void maybe_start_compaction();
     bool take_over_compaction();
     void abandon_compaction() noexcept;
-    void adopt(WritableSegment fresh, std::uint64_t revision);
+    void adopt(WritableSegment fresh, std::uint64_t revision, files::OldSegment* outside = nullptr);
     void start_prefaulter() noexcept;
     std::string temporary_path();
     void release() noexcept;
