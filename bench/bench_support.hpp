@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "machine.hpp"
 #include "support/hermetic.hpp"
 #include "support/process.hpp"
 #include "yuxi/config/client.hpp"
@@ -134,6 +135,21 @@ inline pid_t start_child(const std::vector<std::string>& argv, const std::vector
 inline void reap_child(pid_t pid) {
     ::waitpid(pid, nullptr, 0);
     std::erase(leftovers().children, pid);
+}
+
+// Stops agents a bench started (SIGTERM to all, then each reaped) and removes their
+// segments.
+inline void stop_agents(const std::vector<pid_t>& pids, const std::vector<std::string>& segments) {
+    for (const pid_t pid : pids) {
+        ::kill(pid, SIGTERM);
+    }
+    for (const pid_t pid : pids) {
+        reap_child(pid);
+    }
+    for (const std::string& s : segments) {
+        unlink_segment(s);
+        leftovers().segments.erase(s);
+    }
 }
 
 // Opens the segment once its agent has published it; `hint` says where to look if not.
@@ -267,17 +283,6 @@ inline Stats stats_of(std::vector<double> v) {
     }
     s.mean = sum / static_cast<double>(v.size());
     return s;
-}
-
-inline std::string cpu_model() {
-    std::ifstream in("/proc/cpuinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.starts_with("model name")) {
-            return line.substr(line.find(':') + 2);
-        }
-    }
-    return "unknown CPU";
 }
 
 }  // namespace yuxi::config::bench

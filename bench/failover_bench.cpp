@@ -74,16 +74,7 @@ class Agents {
     }
     ~Agents() {
         clients_.clear();
-        for (const pid_t pid : pids_) {
-            ::kill(pid, SIGTERM);
-        }
-        for (const pid_t pid : pids_) {
-            reap_child(pid);
-        }
-        for (const std::string& s : segments_) {
-            unlink_segment(s);
-            leftovers().segments.erase(s);
-        }
+        stop_agents(pids_, segments_);
     }
     Agents(const Agents&) = delete;
     Agents& operator=(const Agents&) = delete;

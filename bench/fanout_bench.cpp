@@ -273,16 +273,7 @@ class Fleet {
     }
     ~Fleet() {
         clients_.clear();
-        for (const pid_t pid : pids_) {
-            ::kill(pid, SIGTERM);
-        }
-        for (const pid_t pid : pids_) {
-            reap_child(pid);
-        }
-        for (const std::string& s : segments_) {
-            unlink_segment(s);
-            leftovers().segments.erase(s);
-        }
+        stop_agents(pids_, segments_);
     }
     Fleet(const Fleet&) = delete;
     Fleet& operator=(const Fleet&) = delete;

@@ -25,10 +25,12 @@
 #include <thread>
 
 #include "integration/injector_test_support.hpp"
+#include "machine.hpp"
 
 namespace {
 
 using namespace yuxi::config::test;
+using yuxi::config::bench::cpu_model;
 using Clock = std::chrono::steady_clock;
 
 // Yuxi-Know's API pod (deploy/k8s/base/deployment.yaml) as a ReplicaSet creates it, with
@@ -219,17 +221,6 @@ Throughput throughput(std::uint16_t port, const fs::path& ca, const std::string&
     }
     const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
     return {static_cast<double>(done.load()) / wall, (cpu_seconds(server) - cpu0) / wall};
-}
-
-std::string cpu_model() {
-    std::ifstream in("/proc/cpuinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.starts_with("model name")) {
-            return line.substr(line.find(':') + 2);
-        }
-    }
-    return "unknown CPU";
 }
 
 void row(const char* what, const Percentiles& p, std::size_t n) {

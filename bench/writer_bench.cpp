@@ -146,55 +146,49 @@ Loaded& loaded(std::size_t n, std::uint64_t min_arena_bytes, const char* tag) {
 // the 1M entries (35 repetitions of both apply benchmarks) before that.
 constexpr std::uint64_t kBigArena = 4096ULL << 20;
 
-void BM_Apply(benchmark::State& state) {
+// Times batches of `size` changes (1, or the ring's 16), each rewriting a random existing
+// key (`notify`: each followed by notify(), as the agent publishes); counts changes.
+void run_applies(benchmark::State& state, std::size_t size, bool notify) {
     Loaded& l = loaded(static_cast<std::size_t>(state.range(0)), kBigArena, "apply");
     agent::SegmentWriter& w = *l.writer;
     const std::uint64_t compactions0 = w.compactions();
     for (auto _ : state) {
-        const agent::Change& c = l.next_change();
-        auto r = w.apply(std::span<const agent::Change>(&c, 1), w.revision() + 1);
+        for (std::size_t i = 0; i < size; ++i) {
+            (void)l.next_change();  // rewrites the next Change of the ring
+        }
+        // The batch: the Change just rewritten, or the whole ring.
+        const std::span<const agent::Change> batch =
+            size == l.ring.size() ? std::span<const agent::Change>(l.ring)
+                                  : std::span<const agent::Change>(
+                                        &l.ring[(l.next + l.ring.size() - 1) % l.ring.size()], 1);
+        auto r = w.apply(batch, w.revision() + 1);
+        if (notify) {
+            w.notify();
+        }
         benchmark::DoNotOptimize(r);
     }
-    state.SetItemsProcessed(state.iterations());
+    const auto changes = state.iterations() * static_cast<std::int64_t>(size);
+    state.SetItemsProcessed(changes);
+    state.counters["ns_per_change"] = benchmark::Counter(
+        static_cast<double>(changes), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
     state.counters["entries"] = static_cast<double>(w.live_entries());
     state.counters["compactions"] = static_cast<double>(w.compactions() - compactions0);
     state.counters["arena_used_MiB"] = static_cast<double>(w.arena_used()) / (1 << 20);
 }
 
-// A batch of 16 changes (a transaction's worth of rows), each a random existing key; time
-// per change. The misses of the 16 changes overlap (the writer starts them all first).
-void BM_ApplyBatch16(benchmark::State& state) {
-    Loaded& l = loaded(static_cast<std::size_t>(state.range(0)), kBigArena, "apply");
-    agent::SegmentWriter& w = *l.writer;
-    const std::uint64_t compactions0 = w.compactions();
-    for (auto _ : state) {
-        for (std::size_t i = 0; i < l.ring.size(); ++i) {
-            (void)l.next_change();  // rewrites every Change of the ring
-        }
-        auto r = w.apply(l.ring, w.revision() + 1);
-        w.notify();
-        benchmark::DoNotOptimize(r);
-    }
-    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(l.ring.size()));
-    state.counters["ns_per_change"] = benchmark::Counter(
-        static_cast<double>(state.iterations() * static_cast<std::int64_t>(l.ring.size())),
-        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-    state.counters["compactions"] = static_cast<double>(w.compactions() - compactions0);
+void BM_Apply(benchmark::State& state) {
+    run_applies(state, 1, false);
 }
 
 // apply() + notify(), as the agent publishes a batch.
 void BM_ApplyNotify(benchmark::State& state) {
-    Loaded& l = loaded(static_cast<std::size_t>(state.range(0)), kBigArena, "apply");
-    agent::SegmentWriter& w = *l.writer;
-    const std::uint64_t compactions0 = w.compactions();
-    for (auto _ : state) {
-        const agent::Change& c = l.next_change();
-        auto r = w.apply(std::span<const agent::Change>(&c, 1), w.revision() + 1);
-        w.notify();
-        benchmark::DoNotOptimize(r);
-    }
-    state.SetItemsProcessed(state.iterations());
-    state.counters["compactions"] = static_cast<double>(w.compactions() - compactions0);
+    run_applies(state, 1, true);
+}
+
+// A batch of 16 changes (a transaction's worth of rows), each a random existing key; time
+// per change. The misses of the 16 changes overlap (the writer starts them all first).
+void BM_ApplyBatch16(benchmark::State& state) {
+    run_applies(state, 16, true);
 }
 
 // The key rewrite of next_change() alone: the harness's share of BM_Apply.
