@@ -2,7 +2,13 @@
 #include "cli/admin_support.hpp"
 
 #include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
 #include <ostream>
+#include <sstream>
 
 #include "core/redis_keys.hpp"
 #include "yuxi/config/client.hpp"
@@ -135,6 +141,23 @@ Exit Waits::finish(std::uint64_t revision, std::ostream& err) {
         return exit_of(e.kind());
     }
     return Exit::ok;
+}
+
+std::string read_input(const std::string& path) {
+    std::stringstream ss;
+    if (path == "-") {
+        ss << std::cin.rdbuf();
+        return ss.str();
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (in) {
+        ss << in.rdbuf();
+    }
+    if (!in || in.bad()) {
+        throw CommandError(Exit::usage, "cannot read '" + path + "': " + std::strerror(errno) +
+                                            "; nothing was written");
+    }
+    return ss.str();
 }
 
 }  // namespace yuxi::config::cli

@@ -25,6 +25,10 @@ Admin open_admin(const DatabaseFlags& db, const WaitFlags* wait = nullptr);
 
 Exit exit_of(AdminError::Kind kind) noexcept;
 
+// The bytes of the file `path` (- for standard input); a CommandError (usage) naming it if
+// it cannot be read, saying that nothing was written.
+std::string read_input(const std::string& path);
+
 // The request's database for the commands that reach it without the admin library
 // (schema, migrate's reads, export, agents). Throws UsageError if none is configured.
 admin::DatabaseTarget database_target(const DatabaseFlags& db);

@@ -50,19 +50,35 @@ std::optional<std::string> CommandLine::value(std::string_view option) const {
 
 const OptionSpec kDatabaseUrl = {"--database-url", true};
 
+// `own` and the options of a command that reaches Redis; with `fleet`, also those that
+// say how the agents' reports are verified.
+std::vector<OptionSpec> with_redis(std::vector<OptionSpec> own, bool fleet) {
+    for (const OptionSpec o :
+         {OptionSpec{"--redis-host", true}, OptionSpec{"--redis-port", true},
+          OptionSpec{"--redis-sentinels", true}, OptionSpec{"--redis-sentinel-master", true}}) {
+        own.push_back(o);
+    }
+    if (fleet) {
+        own.push_back({"--signing-key-file", true});
+        own.push_back({"--insecure-redis", false});
+    }
+    return own;
+}
+
 // set, delete and rollback: read-your-write on this host, and on the fleet.
 std::vector<OptionSpec> write_options(std::vector<OptionSpec> own) {
     for (const OptionSpec o :
          {kDatabaseUrl, OptionSpec{"--metadata", false}, OptionSpec{"--wait", false},
           OptionSpec{"--wait-all", false}, OptionSpec{"--timeout", true},
-          OptionSpec{"--stale-after", true}, OptionSpec{"--redis-host", true},
-          OptionSpec{"--redis-port", true}, OptionSpec{"--redis-sentinels", true},
-          OptionSpec{"--redis-sentinel-master", true}, OptionSpec{"--json", false},
-          OptionSpec{"--signing-key-file", true}, OptionSpec{"--insecure-redis", false}}) {
+          OptionSpec{"--stale-after", true}, OptionSpec{"--json", false}}) {
         own.push_back(o);
     }
-    return own;
+    return with_redis(std::move(own), true);
 }
+
+#define YUXI_CONFIGCTL_REDIS_HELP                                          \
+    "  --redis-host H, --redis-port P  default $REDIS_HOST, $REDIS_PORT\n" \
+    "  --redis-sentinels LIST, --redis-sentinel-master NAME  Redis through Sentinel\n"
 
 #define YUXI_CONFIGCTL_WAIT_HELP                                                         \
     "  --metadata      KEY names a metadata document (global_metadata; default: a\n"     \
@@ -196,20 +212,13 @@ std::vector<CommandSpec> admin_commands() {
          "Exit status: 0 done, 1 no metadata document NAME, 2 usage, a value TOML cannot\n"
          "hold or a file that cannot be written, 4 database.\n",
          Target::database},
-        {"wait",
-         0,
-         1,
-         {kDatabaseUrl,
-          {"--all", false},
-          {"--timeout", true},
-          {"--stale-after", true},
-          {"--redis-host", true},
-          {"--redis-port", true},
-          {"--redis-sentinels", true},
-          {"--redis-sentinel-master", true},
-          {"--signing-key-file", true},
-          {"--insecure-redis", false},
-          {"--json", false}},
+        {"wait", 0, 1,
+         with_redis({kDatabaseUrl,
+                     {"--all", false},
+                     {"--timeout", true},
+                     {"--stale-after", true},
+                     {"--json", false}},
+                    true),
          "wait [REVISION] [--all] [--timeout S]",
          "Waits until the local segment (--segment) shows REVISION (default: the database's\n"
          "revision), or with --all until every live agent in Redis has applied it. --all\n"
@@ -217,9 +226,8 @@ std::vector<CommandSpec> admin_commands() {
          "keeps that key's last good value), naming the pods, keys and reasons.\n"
          "  --all           wait for the fleet (yuxi:config:agents) instead of this host\n"
          "  --timeout S     how long (default 10, 30 with --all)\n"
-         "  --stale-after S an agent whose heartbeat is older is not live (default 10)\n"
-         "  --redis-host H, --redis-port P  default $REDIS_HOST, $REDIS_PORT\n"
-         "  --redis-sentinels LIST, --redis-sentinel-master NAME  Redis through Sentinel\n"
+         "  --stale-after S an agent whose heartbeat is older is not live (default "
+         "10)\n" YUXI_CONFIGCTL_REDIS_HELP
          "  --signing-key-file F  the fleet's key, to verify the agents' reports (default\n"
          "                  $YUXI_CONFIG_SIGNING_KEY_FILE, else $YUXI_CONFIG_SIGNING_KEY)\n"
          "  --insecure-redis  the fleet runs unsigned: take the reports unverified\n"
@@ -249,41 +257,22 @@ std::vector<CommandSpec> admin_commands() {
          "Exit status: 0 done, 1 no such schema, 2 usage or a schema that cannot be used,\n"
          "4 database, 8 a current value breaks the schema.\n",
          Target::database},
-        {"lock",
-         2,
-         100000,
-         {{"--ttl", true},
-          {"--wait", true},
-          {"--redis-host", true},
-          {"--redis-port", true},
-          {"--redis-sentinels", true},
-          {"--redis-sentinel-master", true}},
+        {"lock", 2, 100000, with_redis({{"--ttl", true}, {"--wait", true}}, false),
          "lock NAME [--ttl S] [--wait S] -- CMD [ARGS...]",
          "Runs CMD while holding the distributed lock NAME (Redis key yuxi:lock:NAME),\n"
          "renewed every TTL/3; CMD gets YUXI_LOCK_NAME and YUXI_LOCK_FENCING_TOKEN in its\n"
          "environment. SIGINT, SIGTERM and SIGHUP are passed on to CMD. If the lock is lost\n"
          "while CMD runs, CMD gets SIGTERM.\n"
          "  --ttl S         the lock's time to live (default 30)\n"
-         "  --wait S        how long to try to acquire (default 0: one attempt)\n"
-         "  --redis-host H, --redis-port P  default $REDIS_HOST, $REDIS_PORT\n"
-         "  --redis-sentinels LIST, --redis-sentinel-master NAME  Redis through Sentinel\n"
+         "  --wait S        how long to try to acquire (default 0: one "
+         "attempt)\n" YUXI_CONFIGCTL_REDIS_HELP
          "                  (default $REDIS_SENTINELS, $REDIS_SENTINEL_MASTER)\n"
          "Exit status: CMD's (128+N if a signal N ended it); 4 Redis unreachable, 6 lock\n"
          "lost while CMD ran, 75 the lock stayed held by another for all of --wait, 126\n"
          "CMD cannot run, 127 CMD not found.\n",
          Target::redis},
-        {"agents",
-         0,
-         0,
-         {kDatabaseUrl,
-          {"--json", false},
-          {"--stale-after", true},
-          {"--redis-host", true},
-          {"--redis-port", true},
-          {"--redis-sentinels", true},
-          {"--redis-sentinel-master", true},
-          {"--signing-key-file", true},
-          {"--insecure-redis", false}},
+        {"agents", 0, 0,
+         with_redis({kDatabaseUrl, {"--json", false}, {"--stale-after", true}}, true),
          "agents [--json] [--stale-after S]",
          "Lists the agents that report to Redis (hash yuxi:config:agents): pod, role,\n"
          "applied revision, lag behind the database's revision (behind the highest\n"

@@ -27,19 +27,6 @@ using admin::DbRow;
 using nlohmann::json;
 using Database = admin::Connection;
 
-std::string read_input(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    if (in) {
-        ss << in.rdbuf();
-    }
-    if (!in || in.bad()) {
-        throw CommandError(Exit::usage, "cannot read '" + path + "': " + std::strerror(errno) +
-                                            "; nothing was written");
-    }
-    return ss.str();
-}
-
 // ---------------------------------------------------------------------------------------
 // migrate
 

@@ -9,23 +9,6 @@
 namespace yuxi::config::cli {
 namespace {
 
-std::string read_input(const std::string& path) {
-    std::stringstream ss;
-    if (path == "-") {
-        ss << std::cin.rdbuf();
-        return ss.str();
-    }
-    std::ifstream in(path, std::ios::binary);
-    if (in) {
-        ss << in.rdbuf();
-    }
-    if (!in || in.bad()) {
-        throw CommandError(Exit::usage, "cannot read '" + path + "': " + std::strerror(errno) +
-                                            "; nothing was written");
-    }
-    return ss.str();
-}
-
 std::string shown(const ValueSchemaRequest& r) {
     return std::string(r.metadata ? "metadata" : "config") + " pattern '" + r.pattern + "'";
 }
