@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_agent import file_mode_agent
+
 REPO = Path(__file__).resolve().parents[1]
 APP_DIR = REPO / "python/examples/fastapi"
 ENDPOINTS = ["/api/system/config", "/api/knowledge/databases"]
@@ -60,7 +62,8 @@ def load_stores(segment, build):
     for k, v in dump["metadata"].items():
         r.set(f"yuxi:example:metadata:{k}", json.dumps(v))
     url = os.environ["YUXI_TEST_DATABASE_URL"]
-    for f in sorted((REPO / "deploy/sql").glob("*.sql")):
+    # The numbered migrations only: roles.sql takes the roles' passwords as variables.
+    for f in sorted((REPO / "deploy/sql").glob("[0-9][0-9][0-9]_*.sql")):
         subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(f)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sql = ["TRUNCATE system_configs, global_metadata;"]
@@ -125,30 +128,16 @@ def main():
     segment = f"yuxi-config-bench-{os.getpid()}"
     work = Path(tempfile.mkdtemp(prefix="yuxi-fastapi-bench-"))
     shutil.copytree(REPO / "samples/saves", work / "saves")
-    agent = subprocess.Popen(
-        [str(build / "bin/yuxi-config-agent"), "--segment", segment, "--log-level", "warn"],
-        cwd=work)
     try:
-        deadline = time.monotonic() + 10
-        while not os.path.exists(f"/dev/shm/{segment}"):
-            if time.monotonic() > deadline:
-                raise RuntimeError("agent did not start")
-            time.sleep(0.02)
-        load_stores(segment, build)
-        env = dict(os.environ, YUXI_CONFIG_SEGMENT=segment,
-                   PYTHONPATH=str(build / "python"),
-                   REDIS_HOST=os.environ.get("YUXI_TEST_REDIS_HOST", "127.0.0.1"),
-                   REDIS_PORT=os.environ["YUXI_TEST_REDIS_PORT"],
-                   DATABASE_URL=os.environ["YUXI_TEST_DATABASE_URL"])
-        table = {s: run_source(s, env, args) for s in ("segment", "redis", "postgres")}
+        with file_mode_agent(build, segment, ["--log-level", "warn"], cwd=work):
+            load_stores(segment, build)
+            env = dict(os.environ, YUXI_CONFIG_SEGMENT=segment,
+                       PYTHONPATH=str(build / "python"),
+                       REDIS_HOST=os.environ.get("YUXI_TEST_REDIS_HOST", "127.0.0.1"),
+                       REDIS_PORT=os.environ["YUXI_TEST_REDIS_PORT"],
+                       DATABASE_URL=os.environ["YUXI_TEST_DATABASE_URL"])
+            table = {s: run_source(s, env, args) for s in ("segment", "redis", "postgres")}
     finally:
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(timeout=10)
-        for suffix in ("", ".lock"):
-            try:
-                os.unlink(f"/dev/shm/{segment}{suffix}")
-            except FileNotFoundError:
-                pass
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, uvicorn --workers {args.workers} "

@@ -15,13 +15,12 @@ sets as targets.
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 import timeit
 from pathlib import Path
+
+from bench_agent import file_mode_agent
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,45 +46,33 @@ def main():
         "batch = 32 }\ntop_k = 10\n")
     (work / "none.json").write_text("{}")
     segment = f"yuxi-pybench-{os.getpid()}"
-    agent = subprocess.Popen([str(build / "bin/yuxi-config-agent"), "--segment", segment,
-                              "--config-file", str(work / "base.toml"), "--metadata",
-                              f"unused={work / 'none.json'}", "--log-level", "error"])
     try:
-        deadline = time.monotonic() + 10
-        while not os.path.exists(f"/dev/shm/{segment}"):
-            if time.monotonic() > deadline:
-                raise RuntimeError("agent did not start")
-            time.sleep(0.02)
-        c = yuxi_config.Client(segment)
-        assert c.get("embed") == value
-        raw = c.get_raw("embed")
-        r = redis.Redis(host=os.environ.get("YUXI_TEST_REDIS_HOST", "127.0.0.1"),
-                        port=int(os.environ["YUXI_TEST_REDIS_PORT"]))
-        r.set("yuxi:bench:embed", raw)
-        assert c.get("top_k") == 10
-        decoded = {"embed": value, "top_k": 10}
-        texts = {"embed": raw}
-        n = 200_000
-        rows = [
-            ("yuxi_config `Client.get` (decoded, cached)", best_ns("get('embed')", {"get": c.get}, n)),
-            ("yuxi_config `Client.get_raw` (JSON text)", best_ns("c.get_raw('embed')", {"c": c}, n)),
-            ("dict lookup + `json.loads`", best_ns("loads(d['embed'])",
-                                                    {"d": texts, "loads": json.loads}, n)),
-            ("dict lookup of the decoded value", best_ns("d['embed']", {"d": decoded}, n)),
-            ("dict `.get` of the decoded value", best_ns("g('embed')", {"g": decoded.get}, n)),
-            ("redis-py `GET` over loopback", best_ns("r.get('yuxi:bench:embed')", {"r": r}, 2000)),
-            # An integer: built from the scalar the agent stored, no JSON parse.
-            ("yuxi_config `Client.get` of an integer", best_ns("get('top_k')", {"get": c.get}, n)),
-            ("dict lookup of an integer", best_ns("d['top_k']", {"d": decoded}, n)),
-        ]
+        with file_mode_agent(build, segment,
+                             ["--config-file", str(work / "base.toml"), "--metadata",
+                              f"unused={work / 'none.json'}", "--log-level", "error"]):
+            c = yuxi_config.Client(segment)
+            assert c.get("embed") == value
+            raw = c.get_raw("embed")
+            r = redis.Redis(host=os.environ.get("YUXI_TEST_REDIS_HOST", "127.0.0.1"),
+                            port=int(os.environ["YUXI_TEST_REDIS_PORT"]))
+            r.set("yuxi:bench:embed", raw)
+            assert c.get("top_k") == 10
+            decoded = {"embed": value, "top_k": 10}
+            texts = {"embed": raw}
+            n = 200_000
+            rows = [
+                ("yuxi_config `Client.get` (decoded, cached)", best_ns("get('embed')", {"get": c.get}, n)),
+                ("yuxi_config `Client.get_raw` (JSON text)", best_ns("c.get_raw('embed')", {"c": c}, n)),
+                ("dict lookup + `json.loads`", best_ns("loads(d['embed'])",
+                                                        {"d": texts, "loads": json.loads}, n)),
+                ("dict lookup of the decoded value", best_ns("d['embed']", {"d": decoded}, n)),
+                ("dict `.get` of the decoded value", best_ns("g('embed')", {"g": decoded.get}, n)),
+                ("redis-py `GET` over loopback", best_ns("r.get('yuxi:bench:embed')", {"r": r}, 2000)),
+                # An integer: built from the scalar the agent stored, no JSON parse.
+                ("yuxi_config `Client.get` of an integer", best_ns("get('top_k')", {"get": c.get}, n)),
+                ("dict lookup of an integer", best_ns("d['top_k']", {"d": decoded}, n)),
+            ]
     finally:
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(timeout=10)
-        for suffix in ("", ".lock"):
-            try:
-                os.unlink(f"/dev/shm/{segment}{suffix}")
-            except FileNotFoundError:
-                pass
         shutil.rmtree(work, ignore_errors=True)
 
     get_ns = rows[0][1]
