@@ -60,6 +60,7 @@ inline Leftovers& leftovers() {
 inline void unlink_segment(const std::string& name) {
     ::unlink(detail::segment_path(name).c_str());
     ::unlink(detail::lock_path(name).c_str());
+    ::unlink(detail::waiters_path(name).c_str());
 }
 
 inline void drop_database(const std::string& db) {

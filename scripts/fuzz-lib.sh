@@ -22,7 +22,8 @@ fuzz_corpus() {
   local root=$1 dir=$2 target=$3
   if [[ $target == segment ]]; then
     rm -rf "$dir/fuzz-seeds"
-    "$dir/bin/segment_fuzz_corpus" "$dir/fuzz-seeds" >/dev/null
+    # A seed maker that fails must fail the run: a command substitution would hide it.
+    "$dir/bin/segment_fuzz_corpus" "$dir/fuzz-seeds" >/dev/null || return 1
     echo "$dir/fuzz-seeds"
   else
     echo "$root/tests/fuzz/corpus/$target"

@@ -297,6 +297,7 @@ class TortureTest : public ::testing::Test {
     void TearDown() override {
         ::unlink(detail::segment_path(options_.name).c_str());
         ::unlink(detail::lock_path(options_.name).c_str());
+        ::unlink(detail::waiters_path(options_.name).c_str());
     }
     WriterOptions options_;
 };

@@ -159,6 +159,7 @@ class WriterKillTest : public ::testing::Test {
     void TearDown() override {
         ::unlink(detail::segment_path(options_.name).c_str());
         ::unlink(detail::lock_path(options_.name).c_str());
+        ::unlink(detail::waiters_path(options_.name).c_str());
         ::unlink((detail::segment_path(options_.name) + ".tmp.retiring").c_str());
     }
 
@@ -270,6 +271,7 @@ TEST_F(WriterKillTest, NextWriterRetiresWhatADeadWriterReplaced) {
         ASSERT_EQ(::rename(detail::segment_path(other.name).c_str(), live.c_str()), 0);
     }
     ::unlink(detail::lock_path(other.name).c_str());
+    ::unlink(detail::waiters_path(other.name).c_str());
     ASSERT_EQ(c->revision(), 1u) << "the replaced segment was retired after all";
 
     auto taker = SegmentWriter::create(options_, batch_at(3), 3);

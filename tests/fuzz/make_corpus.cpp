@@ -64,6 +64,13 @@ Change del(std::string key) {
     return Change{Namespace::config, std::move(key), std::nullopt, ""};
 }
 
+// The segment `name`, its writer lock and its waiters page.
+void remove_files(const std::string& name) {
+    ::unlink(detail::segment_path(name).c_str());
+    ::unlink(detail::lock_path(name).c_str());
+    ::unlink(detail::waiters_path(name).c_str());
+}
+
 void make(const std::filesystem::path& dir) {
     WriterOptions options;
     options.name = "yuxi-fuzz-corpus-" + std::to_string(::getpid());
@@ -130,18 +137,19 @@ void make(const std::filesystem::path& dir) {
     write_seed(dir, "retired", retired);
     w.finish_compaction();
     write_seed(dir, "compacted", read_file(path));
+    remove_files(options.name);
     {
-        // Layout 1, which this client still reads: an older agent's segment.
+        // Layout 1, which this client still reads: an older agent's segment. Under a name of
+        // its own: `w` still holds the writer lock of the first.
         WriterOptions old = options;
+        old.name += "-layout1";
         old.layout = 1;
         auto w1 = SegmentWriter::create(old, initial, 1);
         std::vector<Change> batch = {set(Namespace::config, "top_k", "2"), del("k1")};
         (void)w1.apply(batch, 2);
-        write_seed(dir, "layout1", read_file(path));
+        write_seed(dir, "layout1", read_file(detail::segment_path(old.name)));
+        remove_files(old.name);
     }
-    ::unlink(path.c_str());
-    ::unlink(detail::lock_path(options.name).c_str());
-    ::unlink(detail::waiters_path(options.name).c_str());
 }
 
 }  // namespace

@@ -215,6 +215,7 @@ class ConfigctlTest : public ::testing::Test {
         writer_.reset();
         ::unlink(("/dev/shm/" + name_).c_str());
         ::unlink(("/dev/shm/" + name_ + ".lock").c_str());
+        ::unlink(("/dev/shm/" + name_ + ".waiters").c_str());
     }
 
     // yuxi-configctl --segment <this test's segment> args...

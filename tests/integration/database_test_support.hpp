@@ -320,6 +320,7 @@ inline void expect_converged(const Client& c, Pg& pg, std::chrono::milliseconds 
 inline void unlink_segment(const std::string& name) {
     ::unlink(detail::segment_path(name).c_str());
     ::unlink(detail::lock_path(name).c_str());
+    ::unlink(detail::waiters_path(name).c_str());
     // Left by a writer killed in the middle of replacing the segment (segment_writer.cpp).
     ::unlink((detail::segment_path(name) + ".tmp.retiring").c_str());
 }

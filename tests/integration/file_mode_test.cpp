@@ -126,6 +126,7 @@ class FileModeTest : public ::testing::Test {
     void unlink_segment() {
         ::unlink(detail::segment_path(segment_).c_str());
         ::unlink(detail::lock_path(segment_).c_str());
+        ::unlink(detail::waiters_path(segment_).c_str());
         // Left by a writer killed in the middle of replacing the segment.
         ::unlink((detail::segment_path(segment_) + ".tmp.retiring").c_str());
     }

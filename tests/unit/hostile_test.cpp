@@ -171,6 +171,7 @@ Template make_template(const std::string& name, std::uint64_t min_slots) {
     }
     ::unlink(detail::segment_path(name).c_str());
     ::unlink(detail::lock_path(name).c_str());
+    ::unlink(detail::waiters_path(name).c_str());
     std::memcpy(&t.header, t.bytes.data(), sizeof t.header);
     t.arena_used = t.header.arena_used;
     for (std::uint64_t off = t.header.arena_offset; off < t.header.arena_offset + t.arena_used;) {

@@ -204,6 +204,7 @@ class RejectionTest : public ::testing::Test {
         }
         ::unlink(detail::segment_path(base_).c_str());
         ::unlink(detail::lock_path(base_).c_str());
+        ::unlink(detail::waiters_path(base_).c_str());
         ASSERT_GE(bytes_.size(), layout::kHeaderSize);
     }
 
