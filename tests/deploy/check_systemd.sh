@@ -100,7 +100,7 @@ if [[ -n "$agent" ]]; then
     fi
     wait "$agent_pid" || status=$?
     agent_pid=
-    rm -f "/dev/shm/$segment" "/dev/shm/$segment.lock"
+    rm -f "/dev/shm/$segment" "/dev/shm/$segment.lock" "/dev/shm/$segment.waiters"
     if ((status != 0 || seen == 0)); then
         echo "FAIL: the agent refused $env_src (exit $status, segment created: $seen):" >&2
         sed 's/^/  /' "$tmp/agent.log" >&2

@@ -687,7 +687,7 @@ async function agentAccepts(agentBin, data) {
   }
   if (child.exitCode === null && child.pid !== undefined) child.kill("SIGTERM");
   const code = await exited;
-  for (const f of [`/dev/shm/${seg}`, `/dev/shm/${seg}.lock`]) rmSync(f, { force: true });
+  for (const f of [`/dev/shm/${seg}`, `/dev/shm/${seg}.lock`, `/dev/shm/${seg}.waiters`]) rmSync(f, { force: true });
   rmSync(dir, { recursive: true, force: true });
   return code === 0 && created ? null : `exit ${code}, segment ${created ? "created" : "not created"}: ${stderr.trim().split("\n")[0]}`;
 }

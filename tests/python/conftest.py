@@ -50,7 +50,7 @@ class Agent:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for suffix in ("", ".lock"):
+        for suffix in ("", ".lock", ".waiters"):
             try:
                 os.unlink(f"/dev/shm/{self.segment}{suffix}")
             except FileNotFoundError:
@@ -144,7 +144,7 @@ class DbAgent:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for suffix in ("", ".lock"):
+        for suffix in ("", ".lock", ".waiters"):
             try:
                 os.unlink(f"/dev/shm/{self.segment}{suffix}")
             except FileNotFoundError:

@@ -193,7 +193,7 @@ class FileAgent:
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=10)
-        for suffix in ("", ".lock"):
+        for suffix in ("", ".lock", ".waiters"):
             try:
                 os.unlink(f"/dev/shm/{self.segment}{suffix}")
             except FileNotFoundError:
