@@ -461,10 +461,8 @@ void SegmentWriter::adopt(WritableSegment fresh, std::uint64_t revision,
         ::unlink(files::retiring_path(options_.name).c_str());
         throw;
     }
-    prefaulter_.reset();  // before the old segment is unmapped
     WritableSegment old = std::exchange(seg_, std::move(fresh));
     seg_.path.clear();
-    start_prefaulter();
     revision_ = revision;
     if (old.base != nullptr) {
         // Readers must move at once; the unmapping (page tables of a large mapping take
@@ -473,6 +471,7 @@ void SegmentWriter::adopt(WritableSegment fresh, std::uint64_t revision,
         store_release(oh->retired, 1U);
         detail::fetch_add_release(oh->notify, 1U);
         detail::futex_wake_all(&oh->notify);
+        prefaulter_.reset();  // its thread populates the old mapping: stopped before unmapping
         if (reaper_.joinable()) {
             reaper_.join();
         }
@@ -487,6 +486,8 @@ void SegmentWriter::adopt(WritableSegment fresh, std::uint64_t revision,
         outside->retire();
     }
     ::unlink(files::retiring_path(options_.name).c_str());
+    // Last: starting a thread is no reason to keep readers on the old segment longer.
+    start_prefaulter();
 }
 
 void SegmentWriter::start_prefaulter() noexcept {
