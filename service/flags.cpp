@@ -4,8 +4,9 @@
 namespace yuxi::config::service {
 namespace {
 
+// Nothing but white space, as core/text.hpp's trim() sees it.
 bool blank(std::string_view s) {
-    return s.find_first_not_of(" \t\r\n") == std::string_view::npos;
+    return s.find_first_not_of(" \t\n\r\v\f") == std::string_view::npos;
 }
 
 }  // namespace

@@ -8,14 +8,10 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include "core/timeval.hpp"
+#include "core/event_loop.hpp"
 
 namespace yuxi::config::service {
 namespace {
-
-struct EventFree {
-    void operator()(event* e) const noexcept { event_free(e); }
-};
 
 // Fails a connection as evhttp's own timeout would: dropped unanswered. Deferred, so that
 // evhttp frees it outside the running callback.
@@ -82,9 +78,9 @@ const char* reason_phrase(int code) noexcept {
 // One accepted connection, counted from its accept to evhttp's close of it.
 struct HttpConnections::Conn {
     HttpConnections* owner = nullptr;
-    bufferevent* bev = nullptr;               // evhttp's; referenced by us until attached
-    evhttp_connection* evcon = nullptr;       // set once attached
-    std::unique_ptr<event, EventFree> timer;  // attach, then the request deadline
+    bufferevent* bev = nullptr;          // evhttp's; referenced by us until attached
+    evhttp_connection* evcon = nullptr;  // set once attached
+    EventPtr timer;                      // attach, then the request deadline
     bool doomed = false;
 };
 

@@ -15,8 +15,9 @@ enum class LogFormat {
 };
 
 std::string_view to_string(LogLevel level) noexcept;
-// A level by name: trace, debug, info, warn (warning), error (err), critical, off; any case.
-std::optional<LogLevel> parse_log_level(std::string_view text);
+// A level by its exact name: trace, debug, info, warn (or warning), error (or err), critical,
+// off. Trimming and case are the caller's rule.
+std::optional<LogLevel> parse_log_level(std::string_view name);
 std::string_view to_string(LogFormat format) noexcept;
 
 }  // namespace yuxi::config::service

@@ -6,7 +6,6 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
-#include <cctype>
 #include <chrono>
 #include <ctime>
 #include <utility>
@@ -197,13 +196,7 @@ std::string_view to_string(LogFormat format) noexcept {
     return format == LogFormat::json ? "json" : "human";
 }
 
-std::optional<LogLevel> parse_log_level(std::string_view text) {
-    std::string l;
-    for (const char c : text) {
-        if (c != ' ' && c != '\t') {
-            l += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        }
-    }
+std::optional<LogLevel> parse_log_level(std::string_view name) {
     static constexpr std::array<std::pair<std::string_view, LogLevel>, 9> kNames = {{
         {"trace", LogLevel::trace},
         {"debug", LogLevel::debug},
@@ -215,8 +208,8 @@ std::optional<LogLevel> parse_log_level(std::string_view text) {
         {"critical", LogLevel::critical},
         {"off", LogLevel::off},
     }};
-    for (const auto& [name, level] : kNames) {
-        if (name == l) {
+    for (const auto& [known, level] : kNames) {
+        if (known == name) {
             return level;
         }
     }

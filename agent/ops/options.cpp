@@ -482,7 +482,7 @@ std::uint64_t parse_byte_size(std::string_view text) {
 }
 
 LogLevel parse_log_level(std::string_view text) {
-    if (const auto level = service::parse_log_level(text)) {
+    if (const auto level = service::parse_log_level(lower(trim(text)))) {
         return *level;
     }
     throw OptionsError(quote(text) +
